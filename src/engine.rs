@@ -1,0 +1,319 @@
+//! Runs the runbook: the plan (every check, nothing changed), then, for a
+//! failover, each step in order as check -> apply -> verify, stopping at the
+//! first step that fails. Everything it learns goes out as events.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use crate::context::Ctx;
+use crate::event::{self, Event, Outcome, Phase, RunOutcome, Sink, StepInfo};
+use crate::exit;
+use crate::steps::{Check, CheckState, Step, StepId};
+
+pub struct Engine<'a> {
+    ctx: &'a Ctx,
+    steps: Vec<Box<dyn Step>>,
+    skip: Vec<StepId>,
+    sink: &'a mut dyn Sink,
+    started: Instant,
+    counts: BTreeMap<Outcome, usize>,
+}
+
+/// The plan: each step's check, in order.
+pub struct Plan {
+    pub checks: Vec<(StepId, Option<Check>)>,
+}
+
+impl Plan {
+    fn states(&self) -> impl Iterator<Item = CheckState> + '_ {
+        self.checks
+            .iter()
+            .filter_map(|(_, c)| c.as_ref().map(|c| c.state))
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.states().any(|s| s == CheckState::WouldChange)
+    }
+
+    /// A step could not be read or is blocked: the plan cannot be trusted.
+    pub fn is_incomplete(&self) -> bool {
+        self.states()
+            .any(|s| matches!(s, CheckState::CannotTell | CheckState::Blocked))
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    pub outcome: RunOutcome,
+    pub exit_code: i32,
+}
+
+fn check_outcome(state: CheckState) -> Outcome {
+    match state {
+        CheckState::Done => Outcome::AlreadyDone,
+        CheckState::WouldChange => Outcome::WouldChange,
+        CheckState::CannotTell => Outcome::CannotTell,
+        CheckState::Blocked => Outcome::Blocked,
+    }
+}
+
+pub struct RunInfo<'a> {
+    pub command: &'a str,
+    pub dry_run: bool,
+    pub topology: &'a str,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(
+        ctx: &'a Ctx,
+        steps: Vec<Box<dyn Step>>,
+        skip: Vec<StepId>,
+        sink: &'a mut dyn Sink,
+    ) -> Engine<'a> {
+        Engine {
+            ctx,
+            steps,
+            skip,
+            sink,
+            started: Instant::now(),
+            counts: BTreeMap::new(),
+        }
+    }
+
+    fn emit(&mut self, event: Event) {
+        if let Event::PhaseFinished { outcome, .. } = &event {
+            *self.counts.entry(*outcome).or_default() += 1;
+        }
+        self.sink.event(&event);
+    }
+
+    pub fn start(&mut self, info: RunInfo<'_>) {
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| StepInfo {
+                step: s.id(),
+                number: s.id().number(),
+                title: s.title(self.ctx),
+            })
+            .collect();
+        let run_id = format!(
+            "{}-{:x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default(),
+            std::process::id()
+        );
+        self.emit(Event::RunStarted {
+            format: event::FORMAT,
+            run_id,
+            command: info.command.to_string(),
+            from: self.ctx.from().pool.name.clone(),
+            to: self.ctx.to().pool.name.clone(),
+            dry_run: info.dry_run,
+            topology: info.topology.to_string(),
+            at: event::now(),
+            steps,
+            skipped: self.skip.clone(),
+        });
+    }
+
+    async fn check(&mut self, index: usize, prior: &[(StepId, Check)]) -> Option<Check> {
+        let step = &self.steps[index];
+        let id = step.id();
+        let at = Instant::now();
+        self.sink.event(&Event::PhaseStarted {
+            step: id,
+            phase: Phase::Check,
+            at: event::now(),
+        });
+        if self.skip.contains(&id) {
+            self.emit(Event::PhaseFinished {
+                step: id,
+                phase: Phase::Check,
+                outcome: Outcome::Skipped,
+                summary: "skipped by --skip: make sure it is done by other means".into(),
+                changes: Vec::new(),
+                details: Vec::new(),
+                duration_ms: 0,
+            });
+            return None;
+        }
+        let check = self.steps[index].check(self.ctx, prior).await;
+        self.emit(Event::PhaseFinished {
+            step: id,
+            phase: Phase::Check,
+            outcome: check_outcome(check.state),
+            summary: check.summary.clone(),
+            changes: check.changes.clone(),
+            details: check.details.clone(),
+            duration_ms: at.elapsed().as_millis() as u64,
+        });
+        Some(check)
+    }
+
+    /// Run every check; change nothing.
+    pub async fn plan(&mut self) -> Plan {
+        let mut prior: Vec<(StepId, Check)> = Vec::new();
+        let mut checks = Vec::new();
+        for i in 0..self.steps.len() {
+            let id = self.steps[i].id();
+            let check = self.check(i, &prior).await;
+            if let Some(c) = &check {
+                prior.push((id, c.clone()));
+            }
+            checks.push((id, check));
+        }
+        Plan { checks }
+    }
+
+    /// The outcome of a plan-only run (plan, --dry-run).
+    pub fn plan_finish(plan: &Plan) -> (Finish, String) {
+        if plan.is_incomplete() {
+            (
+                Finish {
+                    outcome: RunOutcome::Incomplete,
+                    exit_code: exit::STEP_FAILED,
+                },
+                "some steps could not be checked or are blocked; see above".into(),
+            )
+        } else if plan.has_changes() {
+            (
+                Finish {
+                    outcome: RunOutcome::ChangesPending,
+                    exit_code: exit::CHANGES_PENDING,
+                },
+                "changes are pending; nothing was changed".into(),
+            )
+        } else {
+            (
+                Finish {
+                    outcome: RunOutcome::NothingToDo,
+                    exit_code: exit::OK,
+                },
+                "every step is already done; nothing to change".into(),
+            )
+        }
+    }
+
+    /// Run the steps for real, in order; stop at the first failure.
+    pub async fn execute(&mut self) -> (Finish, String) {
+        let mut prior: Vec<(StepId, Check)> = Vec::new();
+        for i in 0..self.steps.len() {
+            let id = self.steps[i].id();
+            let Some(check) = self.check(i, &prior).await else {
+                continue;
+            };
+            prior.push((id, check.clone()));
+            match check.state {
+                CheckState::Done => continue,
+                CheckState::CannotTell | CheckState::Blocked => {
+                    return (
+                        Finish {
+                            outcome: RunOutcome::Failed,
+                            exit_code: exit::STEP_FAILED,
+                        },
+                        format!("stopped at {id}: {}", check.summary),
+                    );
+                }
+                CheckState::WouldChange => {}
+            }
+
+            let at = Instant::now();
+            self.sink.event(&Event::PhaseStarted {
+                step: id,
+                phase: Phase::Apply,
+                at: event::now(),
+            });
+            let applied = self.steps[i].apply(self.ctx, &check).await;
+            let ms = at.elapsed().as_millis() as u64;
+            match applied {
+                Ok(a) => self.emit(Event::PhaseFinished {
+                    step: id,
+                    phase: Phase::Apply,
+                    outcome: Outcome::Changed,
+                    summary: a.summary,
+                    changes: check.changes.clone(),
+                    details: a.details,
+                    duration_ms: ms,
+                }),
+                Err(f) => {
+                    let message = format!("{id} failed: {}; later steps were not run", f.summary);
+                    self.emit(Event::PhaseFinished {
+                        step: id,
+                        phase: Phase::Apply,
+                        outcome: Outcome::Failed,
+                        summary: f.summary,
+                        changes: Vec::new(),
+                        details: f.details,
+                        duration_ms: ms,
+                    });
+                    return (
+                        Finish {
+                            outcome: RunOutcome::Failed,
+                            exit_code: exit::STEP_FAILED,
+                        },
+                        message,
+                    );
+                }
+            }
+
+            let at = Instant::now();
+            self.sink.event(&Event::PhaseStarted {
+                step: id,
+                phase: Phase::Verify,
+                at: event::now(),
+            });
+            let verified = self.steps[i].verify(self.ctx, &check).await;
+            let ok = verified.holds;
+            let summary = verified.summary.clone();
+            self.emit(Event::PhaseFinished {
+                step: id,
+                phase: Phase::Verify,
+                outcome: if ok {
+                    Outcome::Verified
+                } else {
+                    Outcome::VerifyFailed
+                },
+                summary: verified.summary,
+                changes: Vec::new(),
+                details: verified.details,
+                duration_ms: at.elapsed().as_millis() as u64,
+            });
+            if !ok {
+                return (
+                    Finish {
+                        outcome: RunOutcome::VerifyFailed,
+                        exit_code: exit::VERIFY_FAILED,
+                    },
+                    format!(
+                        "{id} was applied but did not verify: {summary}; later steps were not run"
+                    ),
+                );
+            }
+        }
+        (
+            Finish {
+                outcome: RunOutcome::Completed,
+                exit_code: exit::OK,
+            },
+            format!(
+                "XMPP federation now runs through {}",
+                self.ctx.to().pool.name
+            ),
+        )
+    }
+
+    pub fn finish(&mut self, finish: Finish, message: String) {
+        let counts = self.counts.clone();
+        self.emit(Event::RunFinished {
+            outcome: finish.outcome,
+            exit_code: finish.exit_code,
+            message,
+            counts,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+        });
+    }
+}

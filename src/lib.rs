@@ -1,0 +1,17 @@
+//! edgefail: fail over XMPP federation between Lync Server 2013 / Skype for
+//! Business Server 2015 Edge pools as an ordered, checked runbook.
+
+pub mod app;
+pub mod cli;
+pub mod context;
+pub mod engine;
+pub mod event;
+pub mod exit;
+pub mod lync;
+pub mod names;
+pub mod powershell;
+pub mod report;
+pub mod secret;
+pub mod steps;
+pub mod topology;
+pub mod transport;

@@ -1,0 +1,317 @@
+//! Lync / Skype for Business operations on one machine, over any transport:
+//! run a script, turn a failure into "<machine>: <cmdlet> failed: <message>",
+//! and parse the JSON the scripts print.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::powershell::{self, Script};
+use crate::topology::{RouteParameter, TransportSpec};
+use crate::transport::{self, Transport, TransportError};
+
+/// A machine edgefail sends PowerShell to: an Edge server or the
+/// management shell.
+#[derive(Debug)]
+pub struct Machine {
+    pub name: String,
+    pub module: Option<String>,
+    transport: Box<dyn Transport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MachineError {
+    #[error("{machine}: {action} failed: {message}")]
+    PowerShell {
+        machine: String,
+        action: &'static str,
+        message: String,
+    },
+    #[error("{machine}: {action}: {source}")]
+    Transport {
+        machine: String,
+        action: &'static str,
+        source: TransportError,
+    },
+    #[error("{machine}: {action} printed something edgefail cannot read ({problem}): {excerpt}")]
+    Unreadable {
+        machine: String,
+        action: &'static str,
+        problem: String,
+        excerpt: String,
+    },
+}
+
+impl MachineError {
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self,
+            MachineError::Transport {
+                source: TransportError::Timeout { .. },
+                ..
+            }
+        )
+    }
+}
+
+/// One Lync Windows service as Get-CsWindowsService reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Status")]
+    pub status: String,
+}
+
+/// One CMS replica's state.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Replica {
+    #[serde(rename = "ReplicaFqdn")]
+    pub fqdn: String,
+    #[serde(rename = "UpToDate")]
+    pub up_to_date: bool,
+}
+
+/// A pool as the Central Management Store knows it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CmsPool {
+    #[serde(rename = "Identity")]
+    pub identity: String,
+    #[serde(rename = "Site")]
+    pub site: String,
+    #[serde(rename = "Computers", default)]
+    pub computers: Vec<String>,
+}
+
+impl Machine {
+    pub fn new(name: &str, spec: &TransportSpec) -> Machine {
+        Machine {
+            name: name.to_string(),
+            module: spec.module().map(str::to_string),
+            transport: transport::from_spec(spec),
+        }
+    }
+
+    pub fn with_transport(
+        name: &str,
+        module: Option<String>,
+        transport: Box<dyn Transport>,
+    ) -> Machine {
+        Machine {
+            name: name.to_string(),
+            module,
+            transport,
+        }
+    }
+
+    fn module(&self) -> Option<&str> {
+        self.module.as_deref()
+    }
+
+    /// Run a script; a non-zero exit is a PowerShell failure with the
+    /// message it printed.
+    pub async fn run(&self, script: &Script, timeout: Duration) -> Result<String, MachineError> {
+        tracing::debug!(machine = %self.name, action = script.action, via = %self.transport.describe(), "running");
+        let out = self
+            .transport
+            .run(script, timeout)
+            .await
+            .map_err(|source| MachineError::Transport {
+                machine: self.name.clone(),
+                action: script.action,
+                source,
+            })?;
+        if out.code == Some(0) {
+            return Ok(out.stdout);
+        }
+        let mut message = error_message(&out.stderr);
+        if message.is_empty() {
+            message = match out.code {
+                Some(code) => format!("exit code {code} and no error text"),
+                None => "ended by a signal".into(),
+            };
+        }
+        Err(MachineError::PowerShell {
+            machine: self.name.clone(),
+            action: script.action,
+            message,
+        })
+    }
+
+    async fn json<T: for<'de> Deserialize<'de>>(
+        &self,
+        script: &Script,
+        timeout: Duration,
+    ) -> Result<T, MachineError> {
+        let stdout = self.run(script, timeout).await?;
+        let text = stdout.trim().trim_start_matches('\u{feff}');
+        serde_json::from_str(text).map_err(|e| MachineError::Unreadable {
+            machine: self.name.clone(),
+            action: script.action,
+            problem: e.to_string(),
+            excerpt: excerpt(text),
+        })
+    }
+
+    pub async fn services(&self, timeout: Duration) -> Result<Vec<Service>, MachineError> {
+        let one_or_many: OneOrMany<Service> = self
+            .json(&powershell::services_read(self.module()), timeout)
+            .await?;
+        Ok(one_or_many.into_vec())
+    }
+
+    pub async fn stop_services(
+        &self,
+        graceful: bool,
+        timeout: Duration,
+    ) -> Result<(), MachineError> {
+        self.run(&powershell::services_stop(self.module(), graceful), timeout)
+            .await
+            .map(drop)
+    }
+
+    pub async fn start_services(&self, timeout: Duration) -> Result<(), MachineError> {
+        self.run(&powershell::services_start(self.module()), timeout)
+            .await
+            .map(drop)
+    }
+
+    /// The Xmpp* parameters of the installed Set-CsSite.
+    pub async fn route_parameters(&self, timeout: Duration) -> Result<Vec<String>, MachineError> {
+        let v: Option<OneOrMany<String>> = self
+            .json(&powershell::route_parameters(self.module()), timeout)
+            .await?;
+        Ok(v.map(OneOrMany::into_vec).unwrap_or_default())
+    }
+
+    /// The site's Xmpp* properties (name -> value as text).
+    pub async fn site(
+        &self,
+        site: &str,
+        timeout: Duration,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, MachineError> {
+        self.json(&powershell::site_read(self.module(), site), timeout)
+            .await
+    }
+
+    pub async fn set_route(
+        &self,
+        site: &str,
+        parameter: RouteParameter,
+        value: &str,
+        timeout: Duration,
+    ) -> Result<(), MachineError> {
+        self.run(
+            &powershell::site_set_route(self.module(), site, parameter, value),
+            timeout,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// CMS replication, or None where the cmdlet does not exist.
+    pub async fn replication(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<Vec<Replica>>, MachineError> {
+        let v: Option<OneOrMany<Replica>> = self
+            .json(&powershell::replication_read(self.module()), timeout)
+            .await?;
+        Ok(v.map(OneOrMany::into_vec))
+    }
+
+    pub async fn pool(&self, pool_fqdn: &str, timeout: Duration) -> Result<CmsPool, MachineError> {
+        self.json(&powershell::pool_read(self.module(), pool_fqdn), timeout)
+            .await
+    }
+}
+
+/// ConvertTo-Json writes a one-element array as a bare object on some
+/// PowerShell versions; accept both.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::Many(v) => v,
+            OneOrMany::One(t) => vec![t],
+        }
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let mut s: String = text.chars().take(160).collect();
+    if text.chars().count() > 160 {
+        s.push_str("...");
+    }
+    crate::names::printable(&s)
+}
+
+/// The message of a PowerShell error record, without the position and
+/// category lines PowerShell adds, from plain text or CLIXML stderr.
+pub fn error_message(stderr: &str) -> String {
+    let text = if stderr.trim_start().starts_with("#< CLIXML") {
+        clixml_errors(stderr)
+    } else {
+        stderr.to_string()
+    };
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.starts_with("At line:") || line.starts_with("At ") && line.contains(" char:") {
+            break;
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines.push(line.trim());
+    }
+    let joined = lines.join(" ");
+    // "Stop-CsWindowsService : message" -> "message"
+    let message = match joined.split_once(" : ") {
+        Some((head, rest)) if !head.contains(' ') => rest.to_string(),
+        _ => joined,
+    };
+    crate::names::printable(message.trim())
+}
+
+/// The text of `<S S="Error">` records in PowerShell's CLIXML error stream.
+fn clixml_errors(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<S S=\"Error\">") {
+        rest = &rest[start + "<S S=\"Error\">".len()..];
+        let end = rest.find("</S>").unwrap_or(rest.len());
+        out.push_str(&rest[..end]);
+        rest = &rest[end..];
+    }
+    out.replace("_x000D_", "")
+        .replace("_x000A_", "\n")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_error_record() {
+        let stderr = "Stop-CsWindowsService : Cannot stop service RTCSRV.\nAt line:3 char:1\n+ Stop-CsWindowsService\n+ ~~~\n    + CategoryInfo : x\n";
+        assert_eq!(error_message(stderr), "Cannot stop service RTCSRV.");
+    }
+
+    #[test]
+    fn clixml_error_record() {
+        let stderr = "#< CLIXML\n<Objs Version=\"1.1.0.1\"><S S=\"Error\">Set-CsSite : Access denied_x000D__x000A_</S><S S=\"Error\">At line:1 char:1_x000D__x000A_</S></Objs>";
+        assert_eq!(error_message(stderr), "Access denied");
+    }
+}

@@ -1,0 +1,177 @@
+//! The human reporter: one line per step phase with its outcome and time,
+//! changes as a diff, and a closing summary.
+
+use std::io::{IsTerminal, Write};
+
+use crate::event::{Event, Outcome, Phase, RunOutcome, Sink};
+
+pub struct Human<W: Write + Send> {
+    out: W,
+    color: bool,
+    verbose: bool,
+    progress: bool,
+    total: usize,
+}
+
+impl<W: Write + Send> Human<W> {
+    /// `color`: the caller decides (a terminal, and NO_COLOR unset).
+    pub fn new(out: W, color: bool, verbose: bool) -> Self {
+        Human {
+            out,
+            color,
+            verbose,
+            progress: std::io::stderr().is_terminal(),
+            total: 7,
+        }
+    }
+
+    fn paint(&self, outcome: Outcome) -> String {
+        let word = outcome.as_str();
+        if !self.color {
+            return word.to_string();
+        }
+        let code = match outcome {
+            Outcome::AlreadyDone | Outcome::Verified | Outcome::Changed => "32",
+            Outcome::WouldChange | Outcome::Skipped => "33",
+            Outcome::CannotTell | Outcome::Blocked | Outcome::Failed | Outcome::VerifyFailed => {
+                "31"
+            }
+        };
+        format!("\x1b[{code}m{word}\x1b[0m")
+    }
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Check => "check",
+        Phase::Apply => "apply",
+        Phase::Verify => "verify",
+    }
+}
+
+fn secs(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+impl<W: Write + Send> Sink for Human<W> {
+    fn event(&mut self, event: &Event) {
+        let _ = self.write(event);
+    }
+}
+
+impl<W: Write + Send> Human<W> {
+    fn write(&mut self, event: &Event) -> std::io::Result<()> {
+        match event {
+            Event::RunStarted {
+                command,
+                from,
+                to,
+                dry_run,
+                topology,
+                steps,
+                skipped,
+                ..
+            } => {
+                self.total = steps.len();
+                let mode = match (command.as_str(), dry_run) {
+                    ("plan", _) => "plan",
+                    (_, true) => "failover --dry-run",
+                    _ => "failover",
+                };
+                writeln!(self.out, "edgefail {mode}: XMPP federation {from} -> {to}")?;
+                writeln!(self.out, "topology: {topology}")?;
+                if !skipped.is_empty() {
+                    let ids: Vec<&str> = skipped.iter().map(|s| s.as_str()).collect();
+                    writeln!(self.out, "skipping (by request): {}", ids.join(", "))?;
+                }
+                writeln!(self.out)?;
+            }
+            Event::PhaseStarted { step, phase, .. } => {
+                if self.progress {
+                    eprintln!(
+                        "... [{}/{}] {step} {}",
+                        step.number(),
+                        self.total,
+                        phase_name(*phase)
+                    );
+                }
+            }
+            Event::PhaseFinished {
+                step,
+                phase,
+                outcome,
+                summary,
+                changes,
+                details,
+                duration_ms,
+            } => {
+                writeln!(
+                    self.out,
+                    "[{}/{}] {:<15} {:<6} {} ({}): {}",
+                    step.number(),
+                    self.total,
+                    step.as_str(),
+                    phase_name(*phase),
+                    self.paint(*outcome),
+                    secs(*duration_ms),
+                    summary
+                )?;
+                if *phase == Phase::Check {
+                    for c in changes {
+                        writeln!(self.out, "        {}", c.what)?;
+                        writeln!(self.out, "          - {}", c.old)?;
+                        writeln!(self.out, "          + {}", c.new)?;
+                    }
+                }
+                let trouble = matches!(
+                    outcome,
+                    Outcome::Failed
+                        | Outcome::VerifyFailed
+                        | Outcome::Blocked
+                        | Outcome::CannotTell
+                );
+                if trouble || self.verbose {
+                    for d in details {
+                        writeln!(self.out, "        * {d}")?;
+                    }
+                }
+            }
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                message,
+                counts,
+                duration_ms,
+            } => {
+                writeln!(self.out)?;
+                let parts: Vec<String> = counts
+                    .iter()
+                    .map(|(o, n)| format!("{n} {}", o.as_str()))
+                    .collect();
+                let head = match outcome {
+                    RunOutcome::NothingToDo => "Nothing to do",
+                    RunOutcome::ChangesPending => "Changes pending",
+                    RunOutcome::Incomplete => "Plan incomplete",
+                    RunOutcome::Completed => "Failover complete",
+                    RunOutcome::Failed => "FAILED",
+                    RunOutcome::VerifyFailed => "VERIFY FAILED",
+                    RunOutcome::Declined => "Declined",
+                    RunOutcome::Refused => "Refused",
+                    RunOutcome::Interrupted => "INTERRUPTED",
+                };
+                writeln!(self.out, "{head}: {message}")?;
+                writeln!(
+                    self.out,
+                    "phases: {}; finished in {} (exit {exit_code})",
+                    if parts.is_empty() {
+                        "none".to_string()
+                    } else {
+                        parts.join(", ")
+                    },
+                    secs(*duration_ms)
+                )?;
+            }
+        }
+        self.out.flush()
+    }
+}

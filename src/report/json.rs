@@ -1,0 +1,25 @@
+//! JSON Lines: one event per line on stdout (format in `event`).
+
+use std::io::Write;
+
+use crate::event::{Event, Sink};
+
+pub struct Json<W: Write + Send> {
+    out: W,
+}
+
+impl<W: Write + Send> Json<W> {
+    pub fn new(out: W) -> Self {
+        Json { out }
+    }
+}
+
+impl<W: Write + Send> Sink for Json<W> {
+    fn event(&mut self, event: &Event) {
+        if let Ok(line) = serde_json::to_string(event) {
+            // A closed stdout (a pipe to `head`) must not stop the run.
+            let _ = writeln!(self.out, "{line}");
+            let _ = self.out.flush();
+        }
+    }
+}

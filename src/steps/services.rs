@@ -1,0 +1,323 @@
+//! Steps 2 and 7: stop, then start, the Lync services on every Edge server
+//! of the target pool, in parallel under the concurrency limit.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::{
+    Applied, Change, Check, CheckState, Failure, Observation, Prior, Step, StepId, Verified,
+};
+use crate::context::Ctx;
+use crate::lync::{Machine, MachineError, Service};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Stopped,
+    Running,
+}
+
+impl Want {
+    fn status(self) -> &'static str {
+        match self {
+            Want::Stopped => "Stopped",
+            Want::Running => "Running",
+        }
+    }
+}
+
+pub struct Services {
+    want: Want,
+}
+
+impl Services {
+    pub fn stop() -> Services {
+        Services {
+            want: Want::Stopped,
+        }
+    }
+
+    pub fn start() -> Services {
+        Services {
+            want: Want::Running,
+        }
+    }
+}
+
+/// The servers that still need the action, by name.
+struct Pending(Vec<String>);
+
+/// Run `job` on each machine, at most `ctx.opts.parallel` at once; every job
+/// runs to its end (or its own timeout), results in input order.
+pub async fn on_each<T, F, Fut>(
+    ctx: &Ctx,
+    machines: &[Arc<Machine>],
+    job: F,
+) -> Vec<(Arc<Machine>, T)>
+where
+    T: Send + 'static,
+    F: Fn(Arc<Machine>) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let limit = Arc::new(Semaphore::new(ctx.opts.parallel.max(1)));
+    let mut set = JoinSet::new();
+    for (i, m) in machines.iter().enumerate() {
+        let fut = job(m.clone());
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            (i, fut.await)
+        });
+    }
+    let mut out: Vec<Option<T>> = machines.iter().map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, value)) = joined {
+            out[i] = Some(value);
+        }
+    }
+    machines
+        .iter()
+        .cloned()
+        .zip(out)
+        .filter_map(|(m, v)| v.map(|v| (m, v)))
+        .collect()
+}
+
+async fn read_all(ctx: &Ctx) -> Vec<(Arc<Machine>, Result<Vec<Service>, MachineError>)> {
+    let timeout = ctx.opts.command_timeout;
+    on_each(ctx, &ctx.edges, move |m| async move {
+        m.services(timeout).await
+    })
+    .await
+}
+
+fn off_target(services: &[Service], want: Want) -> Vec<&Service> {
+    services
+        .iter()
+        .filter(|s| s.status != want.status())
+        .collect()
+}
+
+fn list(services: &[&Service]) -> String {
+    services
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                crate::names::printable(&s.name),
+                crate::names::printable(&s.status)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[async_trait]
+impl Step for Services {
+    fn id(&self) -> StepId {
+        match self.want {
+            Want::Stopped => StepId::ServicesStop,
+            Want::Running => StepId::ServicesStart,
+        }
+    }
+
+    fn title(&self, ctx: &Ctx) -> String {
+        crate::context::title(ctx, self.id())
+    }
+
+    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check {
+        let want = self.want;
+        let mut unreadable = Vec::new();
+        let mut pending = Vec::new();
+        let mut changes = Vec::new();
+        let mut details = Vec::new();
+        for (m, read) in read_all(ctx).await {
+            match read {
+                Err(e) => unreadable.push(e.to_string()),
+                Ok(services) if services.is_empty() => unreadable.push(format!(
+                    "{}: Get-CsWindowsService listed no Lync services",
+                    m.name
+                )),
+                Ok(services) => {
+                    let off = off_target(&services, want);
+                    if off.is_empty() {
+                        details.push(format!(
+                            "{}: all {} service(s) {}",
+                            m.name,
+                            services.len(),
+                            want.status()
+                        ));
+                    } else {
+                        pending.push(m.name.clone());
+                        changes.push(Change {
+                            what: format!("{} services", m.name),
+                            old: list(&off),
+                            new: format!("all {}", want.status()),
+                        });
+                    }
+                }
+            }
+        }
+        if !unreadable.is_empty() {
+            return Check::cannot_tell(unreadable.join("; ")).with_details(details);
+        }
+        let pool = &ctx.target_pool().name;
+        match want {
+            Want::Stopped if !pending.is_empty() => {
+                // Stopping only matters so that the services restart with the
+                // new route; once the route is there, a restart buys nothing.
+                match super::RouteState::read(ctx).await {
+                    Err(reason) => Check::cannot_tell(format!(
+                        "services are running and whether the route is already set cannot be read: {reason}"
+                    )),
+                    Ok(route) if route.holds => Check::done(format!(
+                        "the route already points at {pool} ({}); no restart needed",
+                        route.current_text()
+                    ))
+                    .with_details(details),
+                    Ok(_) => Check::change(
+                        format!(
+                            "would stop the Lync services on {} server(s) of {pool}",
+                            pending.len()
+                        ),
+                        changes,
+                    )
+                    .with_details(details)
+                    .with_memo(Pending(pending)),
+                }
+            }
+            Want::Running if pending.is_empty() => {
+                let stop_pending = prior.iter().any(|(id, c)| {
+                    *id == StepId::ServicesStop && c.state == CheckState::WouldChange
+                });
+                if stop_pending {
+                    let all: Vec<String> = ctx.edges.iter().map(|m| m.name.clone()).collect();
+                    let changes = all
+                        .iter()
+                        .map(|name| Change {
+                            what: format!("{name} services"),
+                            old: "Stopped (by step 2)".into(),
+                            new: "all Running".into(),
+                        })
+                        .collect();
+                    Check::change(
+                        format!("would start the Lync services again on {} server(s) of {pool} after step 2", all.len()),
+                        changes,
+                    )
+                    .with_details(details)
+                    .with_memo(Pending(all))
+                } else {
+                    Check::done(format!("every Lync service on {pool} is Running"))
+                        .with_details(details)
+                }
+            }
+            Want::Stopped => Check::done(format!("every Lync service on {pool} is Stopped"))
+                .with_details(details),
+            Want::Running => Check::change(
+                format!(
+                    "would start the Lync services on {} server(s) of {pool}",
+                    pending.len()
+                ),
+                changes,
+            )
+            .with_details(details)
+            .with_memo(Pending(pending)),
+        }
+    }
+
+    async fn apply(&self, ctx: &Ctx, check: &Check) -> Result<Applied, Failure> {
+        let names: Vec<String> = match check.memo::<Pending>() {
+            Some(p) => p.0.clone(),
+            None => ctx.edges.iter().map(|m| m.name.clone()).collect(),
+        };
+        let machines: Vec<Arc<Machine>> = ctx
+            .edges
+            .iter()
+            .filter(|m| names.contains(&m.name))
+            .cloned()
+            .collect();
+        let timeout = ctx.opts.command_timeout;
+        let graceful = ctx.opts.graceful;
+        let want = self.want;
+        let results = on_each(ctx, &machines, move |m| async move {
+            match want {
+                Want::Stopped => m.stop_services(graceful, timeout).await,
+                Want::Running => m.start_services(timeout).await,
+            }
+        })
+        .await;
+        let verb = match want {
+            Want::Stopped => "stopped",
+            Want::Running => "started",
+        };
+        let mut details = Vec::new();
+        let mut failed = 0;
+        for (m, r) in &results {
+            match r {
+                Ok(()) => details.push(format!("{}: {verb}", m.name)),
+                Err(e) => {
+                    failed += 1;
+                    details.push(e.to_string());
+                }
+            }
+        }
+        if failed > 0 {
+            Err(Failure {
+                summary: format!("{failed} of {} server(s) failed", results.len()),
+                details,
+            })
+        } else {
+            Ok(Applied {
+                summary: format!("{verb} the services on {} server(s)", results.len()),
+                details,
+            })
+        }
+    }
+
+    async fn verify(&self, ctx: &Ctx, _check: &Check) -> Verified {
+        let want = self.want;
+        super::poll(ctx, || async {
+            let mut stragglers = Vec::new();
+            let mut details = Vec::new();
+            for (m, read) in read_all(ctx).await {
+                match read {
+                    Err(e) => stragglers.push(e.to_string()),
+                    Ok(services) => {
+                        let off = off_target(&services, want);
+                        if off.is_empty() && !services.is_empty() {
+                            details.push(format!(
+                                "{}: all {} service(s) {}",
+                                m.name,
+                                services.len(),
+                                want.status()
+                            ));
+                        } else {
+                            stragglers.push(format!("{}: {}", m.name, list(&off)));
+                        }
+                    }
+                }
+            }
+            if stragglers.is_empty() {
+                Observation {
+                    holds: true,
+                    summary: format!(
+                        "every Lync service on {} is {}",
+                        ctx.target_pool().name,
+                        want.status()
+                    ),
+                    details,
+                }
+            } else {
+                Observation {
+                    holds: false,
+                    summary: format!("not yet {}: {}", want.status(), stragglers.join("; ")),
+                    details,
+                }
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,66 @@
+//! `local`: PowerShell started on this machine.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::process::Command;
+
+use super::{Output, Transport, TransportError};
+use crate::powershell::Script;
+use crate::topology::LocalSpec;
+
+#[derive(Debug, Clone)]
+pub struct Local {
+    program: String,
+    args: Vec<String>,
+}
+
+impl Local {
+    pub fn new(spec: &LocalSpec) -> Local {
+        let default = if cfg!(windows) {
+            "powershell.exe"
+        } else {
+            "pwsh"
+        };
+        Local {
+            program: spec.program.clone().unwrap_or_else(|| default.to_string()),
+            args: spec.args.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Transport for Local {
+    fn describe(&self) -> String {
+        format!("local {}", self.program)
+    }
+
+    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .args(script.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|source| TransportError::Spawn {
+            program: self.program.clone(),
+            hint: if source.kind() == std::io::ErrorKind::NotFound {
+                " (is PowerShell installed? set `program` in the topology's transport)"
+            } else {
+                ""
+            },
+            source,
+        })?;
+        match tokio::time::timeout(timeout, child.wait_with_output()).await {
+            Err(_) => Err(TransportError::Timeout { after: timeout }),
+            Ok(Err(e)) => Err(TransportError::Other(format!("{}: {e}", self.program))),
+            Ok(Ok(out)) => Ok(Output {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                code: out.status.code(),
+            }),
+        }
+    }
+}
