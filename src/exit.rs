@@ -1,5 +1,5 @@
-//! The exit codes, in one place. The README's table is generated from the
-//! same list by hand: keep them together.
+//! The exit codes, in one place. `cli.rs` (--help) and the README list them
+//! for users: change all three together.
 
 /// Done, or nothing to do (plan: every step already done).
 pub const OK: i32 = 0;
@@ -15,26 +15,3 @@ pub const CHANGES_PENDING: i32 = 4;
 pub const DECLINED: i32 = 5;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: i32 = 130;
-
-/// (code, meaning) for `--help` and the README.
-pub const TABLE: &[(i32, &str)] = &[
-    (OK, "done, or nothing to do"),
-    (
-        STEP_FAILED,
-        "a step failed, a check found a blocker, or a state could not be read",
-    ),
-    (
-        USAGE,
-        "usage or topology error; nothing contacted or changed",
-    ),
-    (
-        VERIFY_FAILED,
-        "a change was applied but did not hold before the deadline",
-    ),
-    (CHANGES_PENDING, "plan / --dry-run: changes are pending"),
-    (
-        DECLINED,
-        "declined at the confirmation prompt; nothing changed",
-    ),
-    (INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)"),
-];

@@ -127,7 +127,15 @@ pub fn ps_literal(value: &str) -> String {
 /// Show a name in an error message without letting control characters
 /// (newlines, escapes) reshape the terminal output.
 pub fn printable(s: &str) -> String {
-    s.chars().flat_map(char::escape_default).collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn describe_char(c: char) -> String {

@@ -254,19 +254,27 @@ impl Step for Services {
             Want::Running => "started",
         };
         let mut details = Vec::new();
-        let mut failed = 0;
+        let mut failures = Vec::new();
         for (m, r) in &results {
             match r {
                 Ok(()) => details.push(format!("{}: {verb}", m.name)),
                 Err(e) => {
-                    failed += 1;
+                    failures.push(e.to_string());
                     details.push(e.to_string());
                 }
             }
         }
-        if failed > 0 {
+        if let Some(first) = failures.first() {
+            let more = match failures.len() {
+                1 => String::new(),
+                n => format!(" (and {} more, below)", n - 1),
+            };
             Err(Failure {
-                summary: format!("{failed} of {} server(s) failed", results.len()),
+                summary: format!(
+                    "{} of {} server(s) failed: {first}{more}",
+                    failures.len(),
+                    results.len()
+                ),
                 details,
             })
         } else {

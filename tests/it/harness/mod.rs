@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod standin;
+
 /// The edgefail binary cargo built for this test run.
 pub fn edgefail_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_edgefail"))

@@ -1,0 +1,425 @@
+//! plan and failover through the real binary against the PowerShell stand-in
+//! (steps 1-3 and 7; DNS and the port probe are skipped here).
+
+use serde_json::json;
+
+use crate::harness::Run;
+use crate::harness::standin::{Estate, SKIP_NON_LYNC};
+
+fn args<'a>(cmd: &'a [&'a str], topology: &'a std::path::Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = cmd.iter().map(|s| s.into()).collect();
+    v.extend(
+        ["--from", "EdgePool1", "--to", "EdgePool2", "-t"]
+            .iter()
+            .map(|s| s.into()),
+    );
+    v.push(topology.as_os_str().to_owned());
+    v.extend(SKIP_NON_LYNC.iter().map(|s| s.into()));
+    v
+}
+
+#[test]
+fn plan_and_dry_run_change_nothing_and_say_what_would_change() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let before = estate.world();
+
+    let out = Run::new(args(&["plan"], &topology)).run().code(4);
+    for line in [
+        "pool.deployed   check  already done",
+        "services.stop   check  would change",
+        "route.set       check  would change",
+        "services.start  check  would change",
+        "- EdgeServer1.contoso.com",
+        "+ EdgeServer2.contoso.com",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "plan lacks {line:?}:\n{}",
+            out.stdout
+        );
+    }
+    Run::new(args(&["failover", "--dry-run"], &topology))
+        .run()
+        .code(4);
+
+    assert_eq!(estate.world(), before, "a dry run changed the estate");
+    assert!(
+        estate.writes().is_empty(),
+        "a dry run ran {:?}",
+        estate.writes()
+    );
+    assert!(
+        estate.count("Get-CsWindowsService") > 0,
+        "the plan read nothing"
+    );
+}
+
+#[test]
+fn failover_runs_steps_in_order_then_a_second_run_changes_nothing() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let out = Run::new(args(&["failover", "--yes"], &topology))
+        .run()
+        .code(0);
+    assert!(out.stdout.contains("Failover complete"), "{}", out.stdout);
+    for step in ["services.stop", "route.set", "services.start"] {
+        assert!(
+            out.stdout.contains(&format!("{step:<15} verify verified")),
+            "{step} not verified:\n{}",
+            out.stdout
+        );
+    }
+
+    let state = estate.read();
+    assert_eq!(state["sites"]["Site2"]["route"], "EdgeServer2.contoso.com");
+    assert_eq!(
+        state["sites"]["Site1"]["route"], "EdgeServer1.contoso.com",
+        "the failed site's route must be left alone"
+    );
+    assert_eq!(
+        state["hosts"]["EdgeServer2.contoso.com"]["services"]["RTCSRV"],
+        "Running"
+    );
+    let writes = estate.writes();
+    assert_eq!(
+        writes,
+        vec![
+            (
+                "EdgeServer2.contoso.com".to_string(),
+                "Stop-CsWindowsService".to_string()
+            ),
+            ("fe1.contoso.com".to_string(), "Set-CsSite".to_string()),
+            (
+                "EdgeServer2.contoso.com".to_string(),
+                "Start-CsWindowsService".to_string()
+            ),
+        ]
+    );
+    // The failed pool's servers are never touched.
+    assert!(
+        estate
+            .log()
+            .iter()
+            .all(|(h, _)| h != "EdgeServer1.contoso.com")
+    );
+
+    let again = Run::new(args(&["failover", "--yes"], &topology))
+        .run()
+        .code(0);
+    assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
+    assert_eq!(estate.writes().len(), 3, "the second run changed something");
+
+    // And plan now says there is nothing pending.
+    Run::new(args(&["plan"], &topology)).run().code(0);
+}
+
+#[test]
+fn json_output_is_one_event_per_line_with_step_ids() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let mut a = args(&["failover", "--yes", "--output", "json"], &topology);
+    a.push("-q".into());
+    let out = Run::new(a).run().code(0);
+    let events = out.events();
+    assert_eq!(events.first().unwrap()["type"], "run_started");
+    assert_eq!(
+        events.first().unwrap()["steps"].as_array().unwrap().len(),
+        7
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "run_finished");
+    assert_eq!(last["outcome"], "completed");
+    assert_eq!(last["exit_code"], 0);
+    for e in &events {
+        let t = e["type"].as_str().unwrap();
+        if t.starts_with("phase_") {
+            assert!(e["step"].is_string(), "step event without step id: {e}");
+            assert!(["check", "apply", "verify"].contains(&e["phase"].as_str().unwrap()));
+        }
+        if t == "phase_finished" {
+            assert!(
+                e["duration_ms"].is_u64() && e["outcome"].is_string() && e["summary"].is_string()
+            );
+        }
+    }
+    let route_verify = events
+        .iter()
+        .find(|e| {
+            e["type"] == "phase_finished" && e["step"] == "route.set" && e["phase"] == "verify"
+        })
+        .expect("route.set verify event");
+    assert_eq!(route_verify["outcome"], "verified");
+    let skipped: Vec<_> = events
+        .iter()
+        .filter(|e| e["outcome"] == "skipped")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    // Once in the plan, once in the run's own fresh checks.
+    assert_eq!(
+        skipped,
+        [
+            "dns.a",
+            "dns.srv",
+            "port.check",
+            "dns.a",
+            "dns.srv",
+            "port.check"
+        ]
+    );
+    // Parse the events with the library's own types too.
+    for line in out.stdout.lines() {
+        serde_json::from_str::<edgefail::event::Event>(line)
+            .expect("event matches the documented schema");
+    }
+}
+
+#[test]
+fn without_terminal_or_yes_it_refuses_before_contacting_anything() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    Run::new(args(&["failover"], &topology))
+        .run()
+        .code(2)
+        .stderr_has("pass --yes");
+    assert!(
+        estate.log().is_empty(),
+        "contacted machines: {:?}",
+        estate.log()
+    );
+}
+
+#[test]
+fn bad_pool_choices_are_usage_errors() {
+    let estate = Estate::new(0);
+    let t = estate.topology();
+    let t = t.to_str().unwrap();
+    Run::new(["plan", "-t", t, "--from", "EdgePool2", "--to", "edgepool2"])
+        .run()
+        .code(2)
+        .stderr_has("both name EdgePool2");
+    Run::new(["plan", "-t", t, "--from", "EdgePool1", "--to", "EdgePool9"])
+        .run()
+        .code(2)
+        .stderr_has("no pool named 'EdgePool9' in the topology (pools: EdgePool1, EdgePool2)");
+    Run::new([
+        "plan",
+        "-t",
+        t,
+        "--from",
+        "EdgePool1",
+        "--to",
+        "EdgePool2",
+        "--skip",
+        "dns.aaaa",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("--skip dns.aaaa: no such step");
+
+    let sfb2019 = estate.topology_with(|t| {
+        t.replacen(
+            "version: lync2013\n        srv_priority: 20",
+            "version: sfb2019\n        srv_priority: 20",
+            1,
+        )
+    });
+    let out = Run::new([
+        "failover",
+        "--dry-run",
+        "-t",
+        sfb2019.to_str().unwrap(),
+        "--from",
+        "EdgePool1",
+        "--to",
+        "EdgePool2",
+    ])
+    .run()
+    .code(2)
+    .stderr_has("has no XMPP gateway");
+    assert!(out.stderr.contains("Skype for Business Server 2019"));
+    assert!(estate.log().is_empty());
+}
+
+#[test]
+fn one_server_failing_to_stop_fails_the_step_and_nothing_later_runs() {
+    let estate = Estate::new(2);
+    estate.fault(
+        "EdgeServer2b.contoso.com",
+        "Stop-CsWindowsService",
+        "fail",
+        "Cannot stop service 'RTCSRV' on computer '.'.",
+    );
+    let topology = estate.topology();
+    let out = Run::new(args(&["failover", "--yes", "--parallel", "2"], &topology))
+        .run()
+        .code(1);
+    assert!(
+        out.stdout.contains("EdgeServer2b.contoso.com: Stop-CsWindowsService failed: Cannot stop service 'RTCSRV' on computer '.'."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(
+            "FAILED: services.stop failed: 1 of 3 server(s) failed: EdgeServer2b.contoso.com"
+        ),
+        "{}",
+        out.stdout
+    );
+    // The other servers finished their stop; no route change, no start.
+    assert_eq!(estate.count("Stop-CsWindowsService"), 3);
+    assert_eq!(estate.count("Set-CsSite"), 0);
+    assert_eq!(estate.count("Start-CsWindowsService"), 0);
+    assert_eq!(
+        estate.read()["sites"]["Site2"]["route"],
+        "EdgeServer1.contoso.com"
+    );
+}
+
+#[test]
+fn a_hanging_server_hits_its_timeout() {
+    let estate = Estate::new(1);
+    estate.fault(
+        "EdgeServer2b.contoso.com",
+        "Start-CsWindowsService",
+        "hang",
+        "",
+    );
+    let topology = estate.topology();
+    let mut a = args(&["failover", "--yes", "--command-timeout", "2"], &topology);
+    a.push("--verify-timeout".into());
+    a.push("5".into());
+    let out = Run::new(a).run().code(1);
+    assert!(
+        out.stdout
+            .contains("EdgeServer2b.contoso.com: Start-CsWindowsService: no answer within 2s"),
+        "{}",
+        out.stdout
+    );
+    // The route was set before the start step.
+    assert_eq!(
+        estate.read()["sites"]["Site2"]["route"],
+        "EdgeServer2.contoso.com"
+    );
+}
+
+#[test]
+fn services_that_settle_slowly_are_polled_until_they_hold() {
+    let estate = Estate::new(1);
+    estate.edit(|v| {
+        for h in ["EdgeServer2.contoso.com", "EdgeServer2b.contoso.com"] {
+            v["hosts"][h]["settle_reads"] = json!(3);
+        }
+    });
+    let topology = estate.topology();
+    let out = Run::new(args(&["failover", "--yes", "-v"], &topology))
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("services.stop   verify verified"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("3 read(s)"), "{}", out.stdout);
+}
+
+#[test]
+fn services_that_never_settle_fail_verify_with_exit_3() {
+    let estate = Estate::new(0);
+    estate.edit(|v| v["hosts"]["EdgeServer2.contoso.com"]["settle_reads"] = json!(100000));
+    let topology = estate.topology();
+    let mut a = args(&["failover", "--yes"], &topology);
+    a.extend(["--verify-timeout".into(), "1".into()]);
+    let out = Run::new(a).run().code(3);
+    assert!(
+        out.stdout
+            .contains("EdgeServer2.contoso.com: REPLICA StopPending"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        estate.count("Set-CsSite"),
+        0,
+        "a later step ran after a failed verify"
+    );
+}
+
+#[test]
+fn route_parameter_spelled_as_the_cmdlet_reference_takes_a_service_identity() {
+    let estate = Estate::new(0);
+    estate.edit(|v| v["set_cssite_parameter"] = json!("XmppFederationRoute"));
+    let topology = estate.topology();
+    let out = Run::new(args(&["failover", "--yes"], &topology))
+        .run()
+        .code(0);
+    assert!(
+        out.stdout
+            .contains("-XmppFederationRoute EdgeServer:EdgeServer2.contoso.com"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        estate.read()["sites"]["Site2"]["route"],
+        "EdgeServer:EdgeServer2.contoso.com"
+    );
+}
+
+#[test]
+fn a_pinned_route_parameter_the_shell_lacks_blocks_the_run() {
+    let estate = Estate::new(0);
+    let topology = estate.topology_with(|t| {
+        t.replacen(
+            "management:\n  transport:",
+            "management:\n  route_parameter: XmppFederationRoute\n  transport:",
+            1,
+        )
+    });
+    let out = Run::new(args(&["failover", "--yes"], &topology))
+        .run()
+        .code(1);
+    assert!(
+        out.stdout
+            .contains("pins route_parameter XmppFederationRoute"),
+        "{}",
+        out.stdout
+    );
+    assert!(estate.writes().is_empty());
+}
+
+#[test]
+fn cms_replication_lag_is_waited_for() {
+    let estate = Estate::new(0);
+    estate.edit(|v| v["replication_lag_reads"] = json!(3));
+    let topology = estate.topology();
+    let out = Run::new(args(&["failover", "--yes"], &topology))
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("all 2 CMS replica(s) up to date"),
+        "{}",
+        out.stdout
+    );
+    assert!(estate.count("Get-CsManagementStoreReplicationStatus") >= 3);
+}
+
+#[test]
+fn a_pool_the_cms_does_not_know_blocks_everything() {
+    let estate = Estate::new(0);
+    estate.edit(|v| {
+        v["pools"]
+            .as_object_mut()
+            .unwrap()
+            .remove("edgepool2.contoso.com");
+    });
+    let topology = estate.topology();
+    let out = Run::new(args(&["failover", "--yes"], &topology))
+        .run()
+        .code(1);
+    assert!(
+        out.stdout.contains("pool.deployed   check  blocked"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Cannot find pool"), "{}", out.stdout);
+    assert!(estate.writes().is_empty());
+}

@@ -1,0 +1,249 @@
+//! A simulated Lync estate for the PowerShell stand-in: its state file, a
+//! topology whose transports run the stand-in, and helpers to read what the
+//! stand-in was asked to do.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+/// The stand-in binary cargo built as an example next to this test binary.
+#[track_caller]
+pub fn standin_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/pwsh_standin
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("examples").join("pwsh_standin");
+    assert!(
+        bin.is_file(),
+        "the PowerShell stand-in {} is missing: run the tests with `cargo test`, which builds examples/pwsh_standin.rs",
+        bin.display()
+    );
+    bin
+}
+
+pub const SERVICES: [&str; 4] = ["REPLICA", "RTCDATAPROXY", "RTCMEDIARELAY", "RTCSRV"];
+
+/// One test's estate: Site1/EdgePool1 (EdgeServer1) carried XMPP; Site2/
+/// EdgePool2 (EdgeServer2 and `extra` more servers) takes over.
+pub struct Estate {
+    pub dir: tempfile::TempDir,
+    pub state: PathBuf,
+    pub target_servers: Vec<String>,
+}
+
+impl Estate {
+    pub fn new(extra_target_servers: usize) -> Estate {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("standin-state.json");
+        let mut target_servers = vec!["EdgeServer2.contoso.com".to_string()];
+        for i in 0..extra_target_servers {
+            target_servers.push(format!(
+                "EdgeServer2{}.contoso.com",
+                (b'b' + i as u8) as char
+            ));
+        }
+        let running: serde_json::Map<String, Value> = SERVICES
+            .iter()
+            .map(|s| (s.to_string(), json!("Running")))
+            .collect();
+        let mut hosts = serde_json::Map::new();
+        hosts.insert(
+            "EdgeServer1.contoso.com".into(),
+            json!({"services": running.clone()}),
+        );
+        for s in &target_servers {
+            hosts.insert(s.clone(), json!({"services": running.clone()}));
+        }
+        let initial = json!({
+            "set_cssite_parameter": "XmppExternalFederationRoute",
+            "modules": ["Lync"],
+            "sites": {
+                "Site1": {"identity": "Site:Site1", "route": "EdgeServer1.contoso.com"},
+                "Site2": {"identity": "Site:Site2", "route": "EdgeServer1.contoso.com"}
+            },
+            "pools": {
+                "edgepool1.contoso.com": {"identity": "EdgePool1.contoso.com", "site": "Site:Site1", "computers": ["EdgeServer1.contoso.com"]},
+                "edgepool2.contoso.com": {"identity": "EdgePool2.contoso.com", "site": "Site:Site2", "computers": target_servers}
+            },
+            "replication": [
+                {"fqdn": "fe1.contoso.com", "up_to_date": true},
+                {"fqdn": "EdgeServer2.contoso.com", "up_to_date": true}
+            ],
+            "hosts": hosts
+        });
+        let estate = Estate {
+            dir,
+            state,
+            target_servers,
+        };
+        estate.write(&initial);
+        estate
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn read(&self) -> Value {
+        let text = std::fs::read_to_string(&self.state).expect("read stand-in state");
+        serde_json::from_str(&text).expect("stand-in state is JSON")
+    }
+
+    pub fn write(&self, value: &Value) {
+        std::fs::write(&self.state, serde_json::to_string_pretty(value).unwrap())
+            .expect("write stand-in state");
+    }
+
+    /// Change the state with a closure.
+    pub fn edit(&self, f: impl FnOnce(&mut Value)) {
+        let mut v = self.read();
+        f(&mut v);
+        self.write(&v);
+    }
+
+    /// What a dry run must leave untouched: sites' routes, pools, every
+    /// service's status, replicas' freshness.
+    pub fn world(&self) -> Value {
+        let v = self.read();
+        let hosts: serde_json::Map<String, Value> = v["hosts"]
+            .as_object()
+            .map(|h| {
+                h.iter()
+                    .map(|(k, h)| (k.clone(), h["services"].clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let replicas: Vec<Value> = v["replication"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .map(|r| json!([r["fqdn"], r["up_to_date"]]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({"sites": v["sites"], "pools": v["pools"], "hosts": hosts, "replicas": replicas})
+    }
+
+    /// (host, cmdlet) of every action, in order.
+    pub fn log(&self) -> Vec<(String, String)> {
+        self.read()["log"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["host"].as_str().unwrap_or_default().to_string(),
+                            e["cmdlet"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// How many times `cmdlet` ran (any host).
+    pub fn count(&self, cmdlet: &str) -> usize {
+        self.log().iter().filter(|(_, c)| c == cmdlet).count()
+    }
+
+    /// Changing cmdlets only.
+    pub fn writes(&self) -> Vec<(String, String)> {
+        self.log()
+            .into_iter()
+            .filter(|(_, c)| {
+                matches!(
+                    c.as_str(),
+                    "Stop-CsWindowsService" | "Start-CsWindowsService" | "Set-CsSite"
+                )
+            })
+            .collect()
+    }
+
+    pub fn fault(&self, host: &str, cmdlet: &str, action: &str, message: &str) {
+        self.edit(|v| {
+            let faults = v["faults"].as_array().cloned().unwrap_or_default();
+            let mut faults = faults;
+            faults.push(
+                json!({"host": host, "cmdlet": cmdlet, "action": action, "message": message}),
+            );
+            v["faults"] = Value::Array(faults);
+        });
+    }
+
+    fn transport(&self, host: &str) -> String {
+        format!(
+            "{{ type: local, program: '{}', args: ['--state', '{}', '--host', '{host}'], module: Lync }}",
+            standin_bin().display(),
+            self.state.display()
+        )
+    }
+
+    /// Write a topology for this estate and return its path. `extra` is
+    /// appended to the Site2 pool (e.g. "route_server: ...").
+    pub fn topology(&self) -> PathBuf {
+        self.topology_with(|t| t)
+    }
+
+    pub fn topology_with(&self, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let mut target = String::new();
+        for (i, s) in self.target_servers.iter().enumerate() {
+            target.push_str(&format!(
+                "          - fqdn: {s}\n            external_ipv4: 127.0.0.{}\n            transport: {}\n",
+                20 + i,
+                self.transport(s)
+            ));
+        }
+        let text = format!(
+            "version: 1
+xmpp:
+  domain: contoso.com
+  a_record: xmpp.contoso.com
+  port: 5269
+  ttl: 300
+dns:
+  zone: contoso.com
+  mode: manual
+  authoritative: ['127.0.0.1:1']
+management:
+  transport: {mgmt}
+timeouts:
+  command_secs: 10
+  verify_secs: 10
+  poll_ms: 50
+sites:
+  - name: Site1
+    pools:
+      - name: EdgePool1
+        fqdn: edgepool1.contoso.com
+        version: lync2013
+        srv_priority: 10
+        servers:
+          - fqdn: EdgeServer1.contoso.com
+            external_ipv4: 127.0.0.10
+            transport: {edge1}
+  - name: Site2
+    pools:
+      - name: EdgePool2
+        fqdn: edgepool2.contoso.com
+        version: lync2013
+        srv_priority: 20
+        servers:
+{target}",
+            mgmt = self.transport("fe1.contoso.com"),
+            edge1 = self.transport("EdgeServer1.contoso.com"),
+        );
+        let path = self.path("topology.yaml");
+        std::fs::write(&path, edit(text)).expect("write topology");
+        path
+    }
+}
+
+/// The steps that need components other than the stand-in (DNS, port probe).
+pub const SKIP_NON_LYNC: [&str; 6] = [
+    "--skip",
+    "dns.a",
+    "--skip",
+    "dns.srv",
+    "--skip",
+    "port.check",
+];
