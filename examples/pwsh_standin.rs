@@ -81,8 +81,9 @@ struct HostState {
 struct Fault {
     host: String,
     cmdlet: String,
-    /// "fail" or "hang".
+    /// "fail", "hang", or "slow" (do the work, then take `ms` to return).
     action: String,
+    ms: u64,
     message: String,
     /// How many times it fires; None: every time.
     times: Option<u32>,
@@ -261,6 +262,10 @@ fn with_state(
     drop(file);
     match result? {
         Action::Print(s) => Ok(s),
+        Action::Slow(s, ms) => {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(s)
+        }
         Action::Hang => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
@@ -270,6 +275,8 @@ fn with_state(
 enum Action {
     Print(String),
     Hang,
+    /// Output after a pause, the change already made and the state unlocked.
+    Slow(String, u64),
 }
 
 const PREAMBLE: &str = "$ErrorActionPreference = ?\n$ProgressPreference = ?\n";
@@ -370,6 +377,7 @@ fn execute(
     });
 
     // Injected faults fire before the cmdlet does anything.
+    let mut slow = None;
     if let Some(i) = state.faults.iter().position(|f| {
         f.host.eq_ignore_ascii_case(host)
             && f.cmdlet.eq_ignore_ascii_case(cmdlet)
@@ -379,10 +387,11 @@ fn execute(
         if let Some(n) = fault.times.as_mut() {
             *n -= 1;
         }
-        return match fault.action.as_str() {
-            "hang" => Ok(Action::Hang),
-            _ => Err(ps_error(cmdlet, fault.message.clone())),
-        };
+        match fault.action.as_str() {
+            "hang" => return Ok(Action::Hang),
+            "slow" => slow = Some(fault.ms),
+            _ => return Err(ps_error(cmdlet, fault.message.clone())),
+        }
     }
 
     let out = match cmdlet {
@@ -513,11 +522,15 @@ fn execute(
         }
         _ => String::new(),
     };
-    Ok(Action::Print(if out.is_empty() {
+    let out = if out.is_empty() {
         out
     } else {
         format!("{out}\r\n")
-    }))
+    };
+    Ok(match slow {
+        Some(ms) => Action::Slow(out, ms),
+        None => Action::Print(out),
+    })
 }
 
 fn expect(lits: &[String], want: &[&str]) -> Result<(), PsError> {

@@ -11,6 +11,8 @@ const EXIT_CODES: &str = "Exit codes:
   3    a change was applied but did not hold before the deadline
   4    plan / --dry-run: changes are pending
   5    declined at the confirmation prompt; nothing changed
+  6    another failover of this topology holds the lock
+  7    --resume refused: no run to resume, or the topology or plan changed
   130  interrupted (Ctrl-C, SIGTERM)";
 
 /// Fail over XMPP federation from one Lync Server 2013 / Skype for Business
@@ -37,6 +39,41 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the seven-step failover: check, apply and verify each step in order.
     Failover(FailoverArgs),
+    /// List past runs from the journal, or show one.
+    History(HistoryArgs),
+    /// Clear the lock record a crashed run left behind.
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JournalArg {
+    /// The journal file [default: $XDG_STATE_HOME/edgefail/<topology>-<hash>.jsonl];
+    /// the lock file sits beside it (<journal>.lock).
+    #[arg(long, value_name = "PATH")]
+    pub journal: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    #[command(flatten)]
+    pub journal: JournalArg,
+    /// Show this run (its id, as listed) instead of the list.
+    pub run: Option<String>,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    #[command(flatten)]
+    pub journal: JournalArg,
+    /// Clear without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -61,12 +98,16 @@ pub enum Output {
 pub struct PlanArgs {
     #[command(flatten)]
     pub topology: TopologyArg,
-    /// The failed pool XMPP federation leaves (EdgePool1).
+    #[command(flatten)]
+    pub journal: JournalArg,
+    /// The failed pool XMPP federation leaves (EdgePool1). Required, except
+    /// with --resume, which takes it from the journal.
     #[arg(long, value_name = "POOL")]
-    pub from: String,
-    /// The pool that takes XMPP federation over (EdgePool2).
+    pub from: Option<String>,
+    /// The pool that takes XMPP federation over (EdgePool2). Required, except
+    /// with --resume.
     #[arg(long, value_name = "POOL")]
-    pub to: String,
+    pub to: Option<String>,
     /// Leave a step out (id such as dns.a, or its number); repeatable. Only
     /// for steps done by other means.
     #[arg(long, value_name = "STEP")]
@@ -98,4 +139,8 @@ pub struct FailoverArgs {
     /// Drain existing sessions before stopping services (Stop-CsWindowsService -Graceful).
     #[arg(long)]
     pub graceful: bool,
+    /// Continue the last unfinished failover of this topology from its
+    /// journal: verified steps are re-checked, not redone.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub resume: bool,
 }

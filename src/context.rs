@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cancel::Cancel;
 use crate::lync::Machine;
 use crate::steps::StepId;
 use crate::topology::{Pool, PoolRef, Site, Topology};
@@ -45,6 +46,8 @@ pub struct Ctx {
     pub management: Machine,
     /// The target pool's Edge servers, in topology order.
     pub edges: Vec<Arc<Machine>>,
+    /// Set by the first Ctrl-C / SIGTERM: launch nothing new.
+    pub cancel: Cancel,
 }
 
 fn locate(t: &Topology, name: &str) -> Result<(usize, usize), SelectError> {
@@ -103,6 +106,7 @@ impl Ctx {
             management,
             edges,
             topology,
+            cancel: Cancel::default(),
         })
     }
 

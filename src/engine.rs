@@ -2,12 +2,13 @@
 //! failover, each step in order as check -> apply -> verify, stopping at the
 //! first step that fails. Everything it learns goes out as events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use crate::context::Ctx;
 use crate::event::{self, Event, Outcome, Phase, RunOutcome, Sink, StepInfo};
 use crate::exit;
+use crate::journal::Left;
 use crate::steps::{Check, CheckState, Step, StepId};
 
 pub struct Engine<'a> {
@@ -59,9 +60,13 @@ fn check_outcome(state: CheckState) -> Outcome {
 }
 
 pub struct RunInfo<'a> {
+    pub run_id: &'a str,
     pub command: &'a str,
     pub dry_run: bool,
     pub topology: &'a str,
+    pub topology_sha256: &'a str,
+    pub operator: &'a str,
+    pub resumes: Option<&'a str>,
 }
 
 impl<'a> Engine<'a> {
@@ -88,6 +93,23 @@ impl<'a> Engine<'a> {
         self.sink.event(&event);
     }
 
+    /// The checksum of the runbook a run follows: which pools, which steps,
+    /// which skipped. A resume must follow the same one.
+    pub fn plan_sha256(&self) -> String {
+        let steps: Vec<&str> = self.steps.iter().map(|s| s.id().as_str()).collect();
+        let skip: Vec<&str> = self.skip.iter().map(|s| s.as_str()).collect();
+        crate::journal::sha256_hex(
+            format!(
+                "from={}\nto={}\nsteps={}\nskip={}",
+                self.ctx.from().pool.name,
+                self.ctx.to().pool.name,
+                steps.join(","),
+                skip.join(",")
+            )
+            .as_bytes(),
+        )
+    }
+
     pub fn start(&mut self, info: RunInfo<'_>) {
         let steps = self
             .steps
@@ -98,29 +120,31 @@ impl<'a> Engine<'a> {
                 title: s.title(self.ctx),
             })
             .collect();
-        let run_id = format!(
-            "{}-{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or_default(),
-            std::process::id()
-        );
+        let plan_sha256 = self.plan_sha256();
         self.emit(Event::RunStarted {
             format: event::FORMAT,
-            run_id,
+            run_id: info.run_id.to_string(),
             command: info.command.to_string(),
             from: self.ctx.from().pool.name.clone(),
             to: self.ctx.to().pool.name.clone(),
             dry_run: info.dry_run,
             topology: info.topology.to_string(),
+            topology_sha256: info.topology_sha256.to_string(),
+            plan_sha256,
+            operator: info.operator.to_string(),
             at: event::now(),
             steps,
             skipped: self.skip.clone(),
+            resumes: info.resumes.map(str::to_string),
         });
     }
 
-    async fn check(&mut self, index: usize, prior: &[(StepId, Check)]) -> Option<Check> {
+    async fn check(
+        &mut self,
+        index: usize,
+        prior: &[(StepId, Check)],
+        left: Option<&Left>,
+    ) -> Option<Check> {
         let step = &self.steps[index];
         let id = step.id();
         let at = Instant::now();
@@ -141,7 +165,29 @@ impl<'a> Engine<'a> {
             });
             return None;
         }
-        let check = self.steps[index].check(self.ctx, prior).await;
+        let mut check = self.steps[index].check(self.ctx, prior).await;
+        // On resume, say what an earlier run left this step in.
+        match (left, check.state) {
+            (Some(Left::Verified { run_id }), CheckState::Done) => {
+                check.summary = format!(
+                    "re-verified, not redone (verified in run {run_id}): {}",
+                    check.summary
+                );
+            }
+            (Some(Left::Verified { run_id }), _) => {
+                check.summary = format!(
+                    "verified in run {run_id} but no longer so: {}",
+                    check.summary
+                );
+            }
+            (Some(Left::Dirty { run_id, why }), _) => {
+                check.summary = format!(
+                    "resumed: in run {run_id} {why}; the check decides: {}",
+                    check.summary
+                );
+            }
+            (None, _) => {}
+        }
         self.emit(Event::PhaseFinished {
             step: id,
             phase: Phase::Check,
@@ -154,13 +200,17 @@ impl<'a> Engine<'a> {
         Some(check)
     }
 
-    /// Run every check; change nothing.
-    pub async fn plan(&mut self) -> Plan {
+    /// Run every check; change nothing. `left` labels steps an earlier run
+    /// touched (on resume).
+    pub async fn plan(&mut self, left: &HashMap<StepId, Left>) -> Plan {
         let mut prior: Vec<(StepId, Check)> = Vec::new();
         let mut checks = Vec::new();
         for i in 0..self.steps.len() {
+            if self.ctx.cancel.is_set() {
+                break;
+            }
             let id = self.steps[i].id();
-            let check = self.check(i, &prior).await;
+            let check = self.check(i, &prior, left.get(&id)).await;
             if let Some(c) = &check {
                 prior.push((id, c.clone()));
             }
@@ -170,8 +220,10 @@ impl<'a> Engine<'a> {
     }
 
     /// The outcome of a plan-only run (plan, --dry-run).
-    pub fn plan_finish(plan: &Plan) -> (Finish, String) {
-        if plan.is_incomplete() {
+    pub fn plan_finish(&self, plan: &Plan) -> (Finish, String) {
+        if self.ctx.cancel.is_set() {
+            Engine::interrupted("while planning; nothing was changed".into())
+        } else if plan.is_incomplete() {
             (
                 Finish {
                     outcome: RunOutcome::Incomplete,
@@ -198,12 +250,26 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Run the steps for real, in order; stop at the first failure.
-    pub async fn execute(&mut self) -> (Finish, String) {
+    fn interrupted(what: String) -> (Finish, String) {
+        (
+            Finish {
+                outcome: RunOutcome::Interrupted,
+                exit_code: exit::INTERRUPTED,
+            },
+            format!("interrupted {what}; `edgefail failover --resume` continues from here"),
+        )
+    }
+
+    /// Run the steps for real, in order; stop at the first failure or
+    /// interruption. `left` is what an earlier run left each step in.
+    pub async fn execute(&mut self, left: &HashMap<StepId, Left>) -> (Finish, String) {
         let mut prior: Vec<(StepId, Check)> = Vec::new();
         for i in 0..self.steps.len() {
             let id = self.steps[i].id();
-            let Some(check) = self.check(i, &prior).await else {
+            if self.ctx.cancel.is_set() {
+                return Engine::interrupted(format!("before {id}"));
+            }
+            let Some(check) = self.check(i, &prior, left.get(&id)).await else {
                 continue;
             };
             prior.push((id, check.clone()));
@@ -219,6 +285,11 @@ impl<'a> Engine<'a> {
                     );
                 }
                 CheckState::WouldChange => {}
+            }
+            if self.ctx.cancel.is_set() {
+                return Engine::interrupted(format!(
+                    "before applying {id} (its check ran; nothing changed)"
+                ));
             }
 
             let at = Instant::now();
@@ -260,6 +331,9 @@ impl<'a> Engine<'a> {
                 }
             }
 
+            if self.ctx.cancel.is_set() {
+                return Engine::interrupted(format!("after applying {id}, before verifying it"));
+            }
             let at = Instant::now();
             self.sink.event(&Event::PhaseStarted {
                 step: id,
@@ -282,6 +356,9 @@ impl<'a> Engine<'a> {
                 details: verified.details,
                 duration_ms: at.elapsed().as_millis() as u64,
             });
+            if !ok && self.ctx.cancel.is_set() {
+                return Engine::interrupted(format!("while verifying {id}"));
+            }
             if !ok {
                 return (
                     Finish {

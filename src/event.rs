@@ -6,8 +6,10 @@
 //! One JSON object per line on stdout, each with a `type`:
 //!
 //! - `run_started`: `format` (1), `run_id`, `command` ("plan" | "failover"),
-//!   `from`, `to`, `dry_run`, `topology` (path), `at` (RFC 3339 UTC),
-//!   `steps` (`[{step, number, title}]`), `skipped` (step ids).
+//!   `from`, `to`, `dry_run`, `topology` (path), `topology_sha256`,
+//!   `plan_sha256`, `operator` (user@host), `at` (RFC 3339 UTC), `steps`
+//!   (`[{step, number, title}]`), `skipped` (step ids), `resumes` (the run
+//!   id this run resumes; absent otherwise).
 //! - `phase_started`: `step`, `phase` ("check" | "apply" | "verify"), `at`.
 //! - `phase_finished`: `step`, `phase`, `outcome`, `summary`, `changes`
 //!   (`[{what, old, new}]`), `details` (strings), `duration_ms`. Outcomes:
@@ -91,6 +93,10 @@ pub struct StepInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a run emits a few dozen events; boxing run_started buys nothing"
+)]
 pub enum Event {
     RunStarted {
         format: u32,
@@ -100,9 +106,18 @@ pub enum Event {
         to: String,
         dry_run: bool,
         topology: String,
+        /// sha256 of the topology file's bytes.
+        topology_sha256: String,
+        /// sha256 of the runbook this run follows (pools, steps, skips).
+        plan_sha256: String,
+        /// user@host.
+        operator: String,
         at: String,
         steps: Vec<StepInfo>,
         skipped: Vec<StepId>,
+        /// The run this one resumes, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumes: Option<String>,
     },
     PhaseStarted {
         step: StepId,

@@ -13,5 +13,9 @@ pub const VERIFY_FAILED: i32 = 3;
 pub const CHANGES_PENDING: i32 = 4;
 /// The operator declined at the confirmation prompt; nothing changed.
 pub const DECLINED: i32 = 5;
+/// Another failover of the same topology holds the lock.
+pub const LOCKED: i32 = 6;
+/// `--resume` refused: nothing to resume, or the topology or plan changed.
+pub const RESUME_REFUSED: i32 = 7;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: i32 = 130;

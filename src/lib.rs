@@ -2,11 +2,14 @@
 //! Business Server 2015 Edge pools as an ordered, checked runbook.
 
 pub mod app;
+pub mod cancel;
 pub mod cli;
 pub mod context;
 pub mod engine;
 pub mod event;
 pub mod exit;
+pub mod journal;
+pub mod lock;
 pub mod lync;
 pub mod names;
 pub mod powershell;

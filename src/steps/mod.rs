@@ -246,6 +246,13 @@ where
             };
         }
         let now = Instant::now();
+        if ctx.cancel.is_set() {
+            return Verified {
+                holds: false,
+                summary: format!("interrupted while waiting: {}", seen.summary),
+                details: seen.details,
+            };
+        }
         if now >= deadline {
             return Verified {
                 holds: false,
@@ -257,7 +264,10 @@ where
                 details: seen.details,
             };
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause.min(deadline - now)) => {}
+            _ = ctx.cancel.wait() => {}
+        }
         pause = (pause * 2)
             .min(ctx.opts.poll * 4)
             .max(Duration::from_millis(1));

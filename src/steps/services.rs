@@ -56,7 +56,7 @@ pub async fn on_each<T, F, Fut>(
     ctx: &Ctx,
     machines: &[Arc<Machine>],
     job: F,
-) -> Vec<(Arc<Machine>, T)>
+) -> Vec<(Arc<Machine>, Option<T>)>
 where
     T: Send + 'static,
     F: Fn(Arc<Machine>) -> Fut,
@@ -67,31 +67,40 @@ where
     for (i, m) in machines.iter().enumerate() {
         let fut = job(m.clone());
         let limit = limit.clone();
+        let cancel = ctx.cancel.clone();
         set.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (i, fut.await)
+            // Work already running finishes; queued work does not start.
+            if cancel.is_set() {
+                return (i, None);
+            }
+            (i, Some(fut.await))
         });
     }
     let mut out: Vec<Option<T>> = machines.iter().map(|_| None).collect();
     while let Some(joined) = set.join_next().await {
         if let Ok((i, value)) = joined {
-            out[i] = Some(value);
+            out[i] = value;
         }
     }
-    machines
-        .iter()
-        .cloned()
-        .zip(out)
-        .filter_map(|(m, v)| v.map(|v| (m, v)))
-        .collect()
+    machines.iter().cloned().zip(out).collect()
 }
 
-async fn read_all(ctx: &Ctx) -> Vec<(Arc<Machine>, Result<Vec<Service>, MachineError>)> {
+async fn read_all(ctx: &Ctx) -> Vec<(Arc<Machine>, Result<Vec<Service>, String>)> {
     let timeout = ctx.opts.command_timeout;
     on_each(ctx, &ctx.edges, move |m| async move {
         m.services(timeout).await
     })
     .await
+    .into_iter()
+    .map(|(m, r)| {
+        let r = match r {
+            Some(r) => r.map_err(|e: MachineError| e.to_string()),
+            None => Err(format!("{}: not read (interrupted)", m.name)),
+        };
+        (m, r)
+    })
+    .collect()
 }
 
 fn off_target(services: &[Service], want: Want) -> Vec<&Service> {
@@ -136,7 +145,7 @@ impl Step for Services {
         let mut details = Vec::new();
         for (m, read) in read_all(ctx).await {
             match read {
-                Err(e) => unreadable.push(e.to_string()),
+                Err(e) => unreadable.push(e),
                 Ok(services) if services.is_empty() => unreadable.push(format!(
                     "{}: Get-CsWindowsService listed no Lync services",
                     m.name
@@ -257,10 +266,15 @@ impl Step for Services {
         let mut failures = Vec::new();
         for (m, r) in &results {
             match r {
-                Ok(()) => details.push(format!("{}: {verb}", m.name)),
-                Err(e) => {
+                Some(Ok(())) => details.push(format!("{}: {verb}", m.name)),
+                Some(Err(e)) => {
                     failures.push(e.to_string());
                     details.push(e.to_string());
+                }
+                None => {
+                    let e = format!("{}: not {verb}: interrupted before it began", m.name);
+                    failures.push(e.clone());
+                    details.push(e);
                 }
             }
         }
@@ -292,7 +306,7 @@ impl Step for Services {
             let mut details = Vec::new();
             for (m, read) in read_all(ctx).await {
                 match read {
-                    Err(e) => stragglers.push(e.to_string()),
+                    Err(e) => stragglers.push(e),
                     Ok(services) => {
                         let off = off_target(&services, want);
                         if off.is_empty() && !services.is_empty() {

@@ -44,6 +44,10 @@ impl Transport for Local {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // A Ctrl-C at the terminal goes to edgefail, which lets the command
+        // in flight finish; the child must not get it too.
+        #[cfg(unix)]
+        cmd.process_group(0);
         let child = cmd.spawn().map_err(|source| TransportError::Spawn {
             program: self.program.clone(),
             hint: if source.kind() == std::io::ErrorKind::NotFound {

@@ -64,9 +64,13 @@ impl Run {
             .map(|a| a.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
             .join(" ");
+        // Journals of runs without --journal go to a directory of this test
+        // process, never the user's own state directory.
+        let state = std::env::temp_dir().join(format!("edgefail-it-state-{}", std::process::id()));
         cmd.args(&args)
             .env_remove("EDGEFAIL_TOPOLOGY")
             .env_remove("RUST_LOG")
+            .env("XDG_STATE_HOME", state)
             .env("NO_COLOR", "1");
         Run {
             cmd,
@@ -88,6 +92,19 @@ impl Run {
     pub fn stdin(mut self, text: &str) -> Run {
         self.stdin = Some(text.to_string());
         self
+    }
+
+    /// Start edgefail without waiting (for signals and concurrent runs).
+    pub fn spawn(mut self) -> Spawned {
+        self.cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = self.cmd.spawn().expect("start edgefail");
+        Spawned {
+            child: Some(child),
+            display: self.display,
+        }
     }
 
     pub fn run(mut self) -> Outcome {
@@ -162,5 +179,65 @@ impl Outcome {
                 })
             })
             .collect()
+    }
+}
+
+/// An edgefail started in the background; killed (by its PID) if the test
+/// ends without waiting for it.
+pub struct Spawned {
+    child: Option<std::process::Child>,
+    display: String,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or_default()
+    }
+
+    /// Send a signal by name (INT, TERM, KILL) to this process only.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    pub fn wait(mut self) -> Outcome {
+        let child = self.child.take().expect("child");
+        let out = child.wait_with_output().expect("wait for edgefail");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            display: std::mem::take(&mut self.display),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Wait until `path` contains `needle` (a journal line, say), up to 20 s.
+#[track_caller]
+pub fn wait_for_text(path: &Path, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never contained {needle:?}; it has:\n{}",
+            path.display(),
+            std::fs::read_to_string(path).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -160,14 +160,22 @@ impl Estate {
     }
 
     pub fn fault(&self, host: &str, cmdlet: &str, action: &str, message: &str) {
+        self.add_fault(
+            json!({"host": host, "cmdlet": cmdlet, "action": action, "message": message}),
+        );
+    }
+
+    /// A fault given in full (`times`, `ms`, ...).
+    pub fn add_fault(&self, fault: Value) {
         self.edit(|v| {
-            let faults = v["faults"].as_array().cloned().unwrap_or_default();
-            let mut faults = faults;
-            faults.push(
-                json!({"host": host, "cmdlet": cmdlet, "action": action, "message": message}),
-            );
+            let mut faults = v["faults"].as_array().cloned().unwrap_or_default();
+            faults.push(fault);
             v["faults"] = Value::Array(faults);
         });
+    }
+
+    pub fn clear_faults(&self) {
+        self.edit(|v| v["faults"] = json!([]));
     }
 
     fn transport(&self, host: &str) -> String {

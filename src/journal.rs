@@ -1,0 +1,363 @@
+//! The journal: every run's events appended as JSON Lines, fsynced at every
+//! phase boundary, so a failover that dies halfway can be resumed by the
+//! next operator without guessing. Also reads it back for `history` and
+//! `failover --resume`.
+//!
+//! Each line is `{"journal_format": 1, "run": "<run id>", <event fields>}`
+//! (events as in `event`). A crash leaves at most a partial last line, which
+//! the reader skips and reports.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, Outcome, Phase, RunOutcome, Sink};
+use crate::steps::StepId;
+
+/// The journal format this edgefail writes and reads.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    journal_format: u32,
+    /// The run this line belongs to.
+    run: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
+#[derive(Debug, Deserialize)]
+struct FormatOnly {
+    journal_format: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot open journal {}: {source} (choose another with --journal PATH)", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "journal {} line {line} was written by a newer edgefail (journal format {found}; this edgefail reads {JOURNAL_FORMAT}): upgrade edgefail to read it",
+        path.display()
+    )]
+    Newer {
+        path: PathBuf,
+        line: usize,
+        found: u32,
+    },
+}
+
+/// Where a topology's journal lives unless --journal says otherwise:
+/// `$XDG_STATE_HOME/edgefail/<file stem>-<hash of its absolute path>.jsonl`.
+pub fn default_path(topology: &Path) -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    let absolute = std::fs::canonicalize(topology).unwrap_or_else(|_| topology.to_path_buf());
+    let stem: String = topology
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "topology".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let hash = sha256_hex(absolute.to_string_lossy().as_bytes());
+    state
+        .join("edgefail")
+        .join(format!("{stem}-{}.jsonl", &hash[..12]))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An open journal, shared by the run's sink and the signal handler.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    file: Arc<Mutex<File>>,
+    pub path: PathBuf,
+    run_id: String,
+}
+
+impl Journal {
+    pub fn open(path: &Path, run_id: &str) -> Result<Journal, JournalError> {
+        let open_err = |source| JournalError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(open_err)?;
+        }
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(path).map_err(open_err)?;
+        Ok(Journal {
+            file: Arc::new(Mutex::new(file)),
+            path: path.to_path_buf(),
+            run_id: run_id.to_string(),
+        })
+    }
+
+    /// Append one event and make it durable.
+    pub fn append(&self, event: &Event) {
+        let record = Record {
+            journal_format: JOURNAL_FORMAT,
+            run: self.run_id.clone(),
+            event: event.clone(),
+        };
+        let Ok(line) = serde_json::to_string(&record) else {
+            return;
+        };
+        let Ok(mut file) = self.file.lock() else {
+            return;
+        };
+        // One write per line keeps concurrent appenders from interleaving.
+        let result = file
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.sync_data());
+        if let Err(e) = result {
+            tracing::error!("cannot write the journal {}: {e}", self.path.display());
+        }
+    }
+}
+
+impl Sink for Journal {
+    fn event(&mut self, event: &Event) {
+        self.append(event);
+    }
+}
+
+/// One run as the journal tells it.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub run_id: String,
+    pub events: Vec<Event>,
+}
+
+impl Run {
+    pub fn started(&self) -> Option<&Event> {
+        self.events
+            .iter()
+            .find(|e| matches!(e, Event::RunStarted { .. }))
+    }
+
+    pub fn finished(&self) -> Option<(RunOutcome, i32, &str)> {
+        self.events.iter().rev().find_map(|e| match e {
+            Event::RunFinished {
+                outcome,
+                exit_code,
+                message,
+                ..
+            } => Some((*outcome, *exit_code, message.as_str())),
+            _ => None,
+        })
+    }
+
+    fn started_field<T>(&self, f: impl Fn(&Event) -> Option<T>) -> Option<T> {
+        self.started().and_then(f)
+    }
+
+    pub fn is_apply_run(&self) -> bool {
+        self.started_field(|e| match e {
+            Event::RunStarted {
+                command, dry_run, ..
+            } => Some(command == "failover" && !dry_run),
+            _ => None,
+        })
+        .unwrap_or(false)
+    }
+
+    /// A failover that did not reach its end: crashed, failed or interrupted.
+    pub fn is_unfinished(&self) -> bool {
+        self.is_apply_run()
+            && !matches!(
+                self.finished().map(|f| f.0),
+                Some(RunOutcome::Completed | RunOutcome::NothingToDo | RunOutcome::Declined)
+            )
+    }
+
+    pub fn resumes(&self) -> Option<String> {
+        self.started_field(|e| match e {
+            Event::RunStarted { resumes, .. } => resumes.clone(),
+            _ => None,
+        })
+    }
+}
+
+/// What the journal holds, and what could not be read.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub runs: Vec<Run>,
+    pub problems: Vec<String>,
+}
+
+impl Contents {
+    pub fn run(&self, id: &str) -> Option<&Run> {
+        self.runs.iter().find(|r| r.run_id == id)
+    }
+}
+
+/// Read a journal; a missing file is an empty journal.
+pub fn read(path: &Path) -> Result<Contents, JournalError> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(source) => {
+            return Err(JournalError::Open {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let ends_cleanly = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    let mut contents = Contents::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let number = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if let Ok(f) = serde_json::from_str::<FormatOnly>(line)
+            && f.journal_format > JOURNAL_FORMAT
+        {
+            return Err(JournalError::Newer {
+                path: path.to_path_buf(),
+                line: number,
+                found: f.journal_format,
+            });
+        }
+        match serde_json::from_str::<Record>(line) {
+            Ok(record) => {
+                let at = *index.entry(record.run.clone()).or_insert_with(|| {
+                    contents.runs.push(Run {
+                        run_id: record.run.clone(),
+                        events: Vec::new(),
+                    });
+                    contents.runs.len() - 1
+                });
+                contents.runs[at].events.push(record.event);
+            }
+            Err(e) => {
+                let last = number == lines.len();
+                contents.problems.push(if last && !ends_cleanly {
+                    format!("{}:{number}: partial last line (a run was cut off while writing it); ignored", path.display())
+                } else {
+                    format!("{}:{number}: unreadable line ({e}); ignored", path.display())
+                });
+            }
+        }
+    }
+    Ok(contents)
+}
+
+/// What an earlier run left each step in, for `--resume`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// Applied and verified: re-verify, don't redo.
+    Verified { run_id: String },
+    /// Apply started (or failed, or was not verified): its check decides.
+    Dirty { run_id: String, why: String },
+}
+
+/// Fold the chain of runs that `run` resumes (oldest first) into each
+/// step's last known state.
+pub fn left_by(contents: &Contents, run: &Run) -> HashMap<StepId, Left> {
+    let mut chain = vec![run];
+    let mut seen = vec![run.run_id.clone()];
+    while let Some(prev) = chain.last().and_then(|r| r.resumes()) {
+        if seen.contains(&prev) {
+            break;
+        }
+        match contents.run(&prev) {
+            Some(r) => {
+                seen.push(prev);
+                chain.push(r);
+            }
+            None => break,
+        }
+    }
+    let mut left = HashMap::new();
+    for r in chain.iter().rev() {
+        let mut applying: HashMap<StepId, bool> = HashMap::new();
+        for e in &r.events {
+            match e {
+                Event::PhaseStarted {
+                    step,
+                    phase: Phase::Apply,
+                    ..
+                } => {
+                    applying.insert(*step, true);
+                    left.insert(
+                        *step,
+                        Left::Dirty {
+                            run_id: r.run_id.clone(),
+                            why: "its apply started but no outcome was recorded".into(),
+                        },
+                    );
+                }
+                Event::PhaseFinished {
+                    step,
+                    phase: Phase::Apply,
+                    outcome,
+                    ..
+                } => {
+                    applying.insert(*step, false);
+                    left.insert(
+                        *step,
+                        Left::Dirty {
+                            run_id: r.run_id.clone(),
+                            why: if *outcome == Outcome::Failed {
+                                "its apply failed".into()
+                            } else {
+                                "it was applied but not verified".into()
+                            },
+                        },
+                    );
+                }
+                Event::PhaseFinished {
+                    step,
+                    phase: Phase::Verify,
+                    outcome,
+                    ..
+                } => {
+                    left.insert(
+                        *step,
+                        if *outcome == Outcome::Verified {
+                            Left::Verified {
+                                run_id: r.run_id.clone(),
+                            }
+                        } else {
+                            Left::Dirty {
+                                run_id: r.run_id.clone(),
+                                why: "its verify failed".into(),
+                            }
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    left
+}
