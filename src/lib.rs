@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod context;
+pub mod dns;
 pub mod engine;
 pub mod event;
 pub mod exit;
