@@ -1,5 +1,6 @@
 //! The one integration test binary: runs the real edgefail against real
 //! servers started by the harness.
 
+mod dns;
 mod harness;
 mod validate;

@@ -1,0 +1,473 @@
+//! Steps 4 and 5 (dns.a, dns.srv) against a real BIND primary and
+//! secondary: through the edgefail binary, and at library level where a
+//! test must act between check and apply.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::Run;
+use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, Topo};
+
+/// Every step but the two DNS ones needs Lync; leave them out.
+const ONLY_DNS: [&str; 10] = [
+    "--skip",
+    "pool.deployed",
+    "--skip",
+    "services.stop",
+    "--skip",
+    "route.set",
+    "--skip",
+    "port.check",
+    "--skip",
+    "services.start",
+];
+
+fn edgefail(command: &[&str], topology: &Path) -> Run {
+    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    args.extend(["-t".into(), topology.display().to_string()]);
+    args.extend(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from));
+    args.extend(ONLY_DNS.map(String::from));
+    Run::new(args)
+}
+
+fn failover(topology: &Path) -> Run {
+    edgefail(&["failover", "--yes"], topology)
+}
+
+const SRV_BEFORE: &str = "10 0 5269 edgepool1-xmpp.contoso.com.";
+
+#[test]
+fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let before = bind.serial(bind.primary.port);
+
+    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+        .run()
+        .code(0)
+        .stdout_has("dns.a           verify verified")
+        .stdout_has("dns.srv         verify verified")
+        .stdout_has("a lower number is preferred")
+        .stdout_has("priorities swapped")
+        .stdout_has("caught up after")
+        .stdout_has("gone from every cache by");
+    for text in [&out.stdout, &out.stderr] {
+        assert!(
+            !text.contains(&bind.key.secret),
+            "the TSIG secret leaked:\n{text}"
+        );
+    }
+
+    let want_srv = vec![
+        "10 0 5269 edgepool2-xmpp.contoso.com.".to_string(),
+        "20 0 5269 edgepool1-xmpp.contoso.com.".to_string(),
+    ];
+    for port in [bind.primary.port, bind.secondary.port] {
+        let (serial, a, srv) = bind.state(port);
+        assert_eq!(a, vec![POOL2_IP.to_string()], "A on port {port}");
+        assert_eq!(srv, want_srv, "SRV on port {port}");
+        // One update per step: two serial bumps.
+        assert_eq!(serial, before + 2, "serial on port {port}");
+    }
+
+    // A second run finds both steps done and changes nothing.
+    edgefail(&["failover", "--yes"], &topo)
+        .run()
+        .code(0)
+        .stdout_has("dns.a           check  already done")
+        .stdout_has("dns.srv         check  already done");
+    assert_eq!(bind.serial(bind.primary.port), before + 2);
+}
+
+#[test]
+fn failback_restores_the_original_records() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    failover(&topo).run().code(0);
+    let mut args: Vec<String> = ["failover", "--yes", "-t"].map(String::from).to_vec();
+    args.push(topo.display().to_string());
+    args.extend(["--from", "EdgePool2", "--to", "EdgePool1"].map(String::from));
+    args.extend(ONLY_DNS.map(String::from));
+    Run::new(args).run().code(0);
+    for port in [bind.primary.port, bind.secondary.port] {
+        let (_, a, srv) = bind.state(port);
+        assert_eq!(a, vec![POOL1_IP.to_string()]);
+        assert_eq!(
+            srv,
+            vec![
+                SRV_BEFORE.to_string(),
+                "20 0 5269 edgepool2-xmpp.contoso.com.".to_string()
+            ]
+        );
+    }
+}
+
+#[test]
+fn dry_run_and_plan_leave_the_zone_untouched() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let before = (
+        bind.state(bind.primary.port),
+        bind.state(bind.secondary.port),
+    );
+
+    edgefail(&["plan"], &topo)
+        .run()
+        .code(4)
+        .stdout_has("dns.a           check  would change")
+        .stdout_has("- 203.0.113.10 (EdgePool1) [TTL 300]")
+        .stdout_has("+ 203.0.113.20 (EdgePool2) [TTL 120]")
+        .stdout_has("dns.srv         check  would change");
+    edgefail(&["failover", "--dry-run"], &topo).run().code(4);
+
+    let after = (
+        bind.state(bind.primary.port),
+        bind.state(bind.secondary.port),
+    );
+    assert_eq!(before, after);
+}
+
+#[test]
+fn wrong_secret_is_reported_as_badsig() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = Key::generate(&bind.key.name, "hmac-sha256");
+    let topo = Topo::for_bind(&bind, dir.path())
+        .with_key(&wrong, dir.path())
+        .write(dir.path());
+    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+        .run()
+        .code(1)
+        .stdout_has("the server rejected the TSIG key \"edgefail-test\" (BADSIG)")
+        .stdout_has("check the secret");
+    assert!(!out.stdout.contains("truncated"), "{}", out.stdout);
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(&wrong.secret), "the secret leaked:\n{text}");
+    }
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec![POOL1_IP]);
+}
+
+#[test]
+fn unknown_key_is_reported_as_badkey() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = Key::generate("nosuchkey", "hmac-sha256");
+    let topo = Topo::for_bind(&bind, dir.path())
+        .with_key(&stranger, dir.path())
+        .write(dir.path());
+    edgefail(&["failover", "--yes"], &topo)
+        .run()
+        .code(1)
+        .stdout_has("the server rejected the TSIG key \"nosuchkey\" (BADKEY)")
+        .stdout_has("check dns.tsig.name");
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec![POOL1_IP]);
+}
+
+#[test]
+fn a_key_without_update_rights_is_refused() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topo::for_bind(&bind, dir.path())
+        .with_key(&bind.other_key.clone(), dir.path())
+        .write(dir.path());
+    edgefail(&["failover", "--yes"], &topo)
+        .run()
+        .code(1)
+        .stdout_has(&format!(
+            "update zone contoso.com. on {}: the server refused the update (REFUSED)",
+            bind.primary.addr()
+        ))
+        .stdout_has("allow-update");
+}
+
+#[test]
+fn a_zone_the_servers_do_not_serve_is_named() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = Topo::for_bind(&bind, dir.path());
+    topo.zone = "fabrikam.com".into();
+    let topo = topo.write(dir.path());
+    edgefail(&["plan"], &topo)
+        .run()
+        .code(1)
+        .stdout_has(&format!(
+            "read fabrikam.com. SOA on {}: the server refused the query (REFUSED)",
+            bind.primary.addr()
+        ))
+        .stdout_has("check dns.authoritative, dns.zone");
+}
+
+#[test]
+fn primary_down_is_connection_refused() {
+    // A port that was free a moment ago, with nothing listening.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate("edgefail-test", "hmac-sha256");
+    let keyfile = dir.path().join("k.key");
+    key.write(&keyfile);
+    let topo = Topo {
+        zone: "contoso.com".into(),
+        mode: "rfc2136",
+        primary: format!("127.0.0.1:{port}"),
+        authoritative: vec![format!("127.0.0.1:{port}")],
+        tsig: Some((
+            key.name.clone(),
+            key.algorithm.clone(),
+            format!("secret_file: {}", keyfile.display()),
+        )),
+        timeout_secs: 2,
+        ttl: 120,
+    }
+    .write(dir.path());
+    edgefail(&["failover", "--yes"], &topo)
+        .run()
+        .code(1)
+        .stdout_has(&format!(
+            "connect to DNS server 127.0.0.1:{port}: connection refused"
+        ));
+}
+
+#[test]
+fn a_hung_server_hits_the_explicit_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept and hold every connection; never answer.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let key = Key::generate("edgefail-test", "hmac-sha256");
+    let keyfile = dir.path().join("k.key");
+    key.write(&keyfile);
+    let topo = Topo {
+        zone: "contoso.com".into(),
+        mode: "rfc2136",
+        primary: format!("127.0.0.1:{port}"),
+        authoritative: vec![format!("127.0.0.1:{port}")],
+        tsig: Some((
+            key.name.clone(),
+            key.algorithm.clone(),
+            format!("secret_file: {}", keyfile.display()),
+        )),
+        timeout_secs: 1,
+        ttl: 120,
+    }
+    .write(dir.path());
+    let started = Instant::now();
+    edgefail(&["plan"], &topo)
+        .run()
+        .code(1)
+        .stdout_has(&format!(
+            "read contoso.com. SOA on 127.0.0.1:{port}: the server took the connection but sent no answer within 1s (dns.timeout_secs)"
+        ));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn manual_mode_prints_the_change_and_needs_a_terminal() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = Topo::for_bind(&bind, dir.path());
+    topo.mode = "manual";
+    topo.tsig = None;
+    let topo = topo.write(dir.path());
+    edgefail(&["failover", "--yes"], &topo)
+        .run()
+        .code(1)
+        .stderr_has("dns.mode is manual")
+        .stderr_has("prereq yxrrset xmpp.contoso.com. IN A 203.0.113.10")
+        .stderr_has("update delete xmpp.contoso.com. IN A")
+        .stderr_has("update add xmpp.contoso.com. 120 IN A 203.0.113.20")
+        .stdout_has("no terminal to confirm on")
+        .stdout_has("--yes does not confirm a manual DNS change");
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec![POOL1_IP]);
+    assert_eq!(
+        bind.dig(bind.primary.port, SRV_NAME, "SRV"),
+        vec![SRV_BEFORE]
+    );
+}
+
+// ---- library level: where the test acts between the phases ----
+
+use edgefail::context::{Ctx, RunOptions};
+use edgefail::dns::{Authority, DnsError, Primary, Signer, Update};
+use edgefail::secret::{Secret, TsigKey};
+use edgefail::steps::{CheckState, DnsA, DnsSrv, Step};
+
+fn ctx(topology: &Path) -> Ctx {
+    let loaded = edgefail::topology::load(topology).expect("valid topology");
+    let opts = RunOptions {
+        parallel: 1,
+        graceful: false,
+        command_timeout: Duration::from_secs(5),
+        verify_timeout: Duration::from_secs(10),
+        poll: Duration::from_millis(50),
+    };
+    Ctx::new(loaded.topology, "EdgePool1", "EdgePool2", opts).expect("pools")
+}
+
+fn tsig_key(key: &Key) -> TsigKey {
+    use base64::Engine as _;
+    TsigKey {
+        name: key.name.clone(),
+        algorithm: key.algorithm.clone(),
+        secret: Secret::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(&key.secret)
+                .unwrap(),
+        ),
+    }
+}
+
+fn primary(bind: &Bind, key: &Key) -> Primary {
+    Primary::new(
+        bind.primary.addr().parse().unwrap(),
+        Duration::from_secs(2),
+        Signer::new(&tsig_key(key)).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_change_between_check_and_apply_stops_the_swap() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = ctx(&Topo::for_bind(&bind, dir.path()).write(dir.path()));
+
+    let check = DnsA.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+    // Someone else moves the record meanwhile.
+    bind.nsupdate(
+        "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 300 A 198.51.100.7",
+    );
+    let failure = DnsA.apply(&ctx, &check).await.unwrap_err();
+    assert!(
+        failure.summary.starts_with(
+            "xmpp.contoso.com A changed since the check: expected 203.0.113.10 (EdgePool1), found 198.51.100.7"
+        ),
+        "{}",
+        failure.summary
+    );
+    // Nothing of ours was applied: the other change stands.
+    assert_eq!(
+        bind.dig(bind.primary.port, A_NAME, "A"),
+        vec!["198.51.100.7"]
+    );
+
+    // The same for the SRV rrset.
+    let check = DnsSrv.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+    bind.nsupdate("update add _xmpp-server._tcp.contoso.com 300 SRV 5 0 5269 rogue.contoso.com.");
+    let failure = DnsSrv.apply(&ctx, &check).await.unwrap_err();
+    assert!(
+        failure.summary.contains(
+            "_xmpp-server._tcp.contoso.com SRV changed since the check: expected 10 0 5269 edgepool1-xmpp.contoso.com. (EdgePool1), found 5 0 5269 rogue.contoso.com., 10 0 5269"
+        ),
+        "{}",
+        failure.summary
+    );
+}
+
+#[tokio::test]
+async fn manual_mode_verify_polls_every_server() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = Topo::for_bind(&bind, dir.path());
+    topo.mode = "manual";
+    topo.tsig = None;
+    let ctx = ctx(&topo.write(dir.path()));
+    let check = DnsA.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+    // The operator makes the change by hand.
+    bind.nsupdate(
+        "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 120 A 203.0.113.20",
+    );
+    let verified = DnsA.verify(&ctx, &check).await;
+    assert!(verified.holds, "{verified:?}");
+    assert!(
+        verified.summary.contains("gone from every cache by"),
+        "{}",
+        verified.summary
+    );
+    assert!(
+        verified.details.iter().any(|d| d
+            .starts_with(&format!("{}: serial 2", bind.secondary.addr()))
+            && d.contains("caught up after")),
+        "{:?}",
+        verified.details
+    );
+}
+
+#[tokio::test]
+async fn an_update_for_a_zone_not_served_is_notauth() {
+    let bind = Bind::start();
+    let zone = edgefail::dns::fqdn("fabrikam.com").unwrap();
+    let name = edgefail::dns::fqdn("xmpp.fabrikam.com").unwrap();
+    let mut update = Update::new(&zone);
+    update.add(&name, 60, edgefail::dns::Data::A(POOL2_IP.parse().unwrap()));
+    let err = primary(&bind, &bind.key).update(&update).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the server is not authoritative for fabrikam.com. (NOTAUTH)")
+            && text.contains(&bind.primary.addr()),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_reported_as_badtime() {
+    let bind = Bind::start();
+    let zone = edgefail::dns::fqdn("contoso.com").unwrap();
+    let name = edgefail::dns::fqdn(A_NAME).unwrap();
+    let mut update = Update::new(&zone);
+    update.add(&name, 60, edgefail::dns::Data::A(POOL2_IP.parse().unwrap()));
+    let late = Primary::new(
+        bind.primary.addr().parse().unwrap(),
+        Duration::from_secs(2),
+        Signer::new(&tsig_key(&bind.key))
+            .unwrap()
+            .with_clock_offset(-3600),
+    );
+    let err = late.update(&update).await.unwrap_err();
+    assert!(matches!(err, DnsError::Tsig { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("(BADTIME)") && text.contains("check the clock"),
+        "{text}"
+    );
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec![POOL1_IP]);
+}
+
+#[tokio::test]
+async fn hmac_sha512_keys_work() {
+    let bind = Bind::start_with("hmac-sha512");
+    let zone = edgefail::dns::fqdn("contoso.com").unwrap();
+    let name = edgefail::dns::fqdn(A_NAME).unwrap();
+    let mut update = Update::new(&zone);
+    update
+        .require_a(&name, &[POOL1_IP.parse().unwrap()])
+        .delete_rrset(&name, hickory_proto::rr::RecordType::A)
+        .add(&name, 60, edgefail::dns::Data::A(POOL2_IP.parse().unwrap()));
+    primary(&bind, &bind.key).update(&update).await.unwrap();
+    let a = Authority::new(bind.primary.addr().parse().unwrap(), Duration::from_secs(2))
+        .read_a(&name)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.records,
+        vec![POOL2_IP.parse::<std::net::Ipv4Addr>().unwrap()]
+    );
+}
