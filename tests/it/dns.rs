@@ -51,7 +51,10 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
         .stdout_has("dns.srv         verify verified")
         .stdout_has("a lower number is preferred")
         .stdout_has("priorities swapped")
-        .stdout_has("caught up after")
+        .stdout_has(&format!(
+            "{}: serial 2, xmpp.contoso.com A 203.0.113.20 (EdgePool2): caught up after",
+            bind.secondary.addr()
+        ))
         .stdout_has("gone from every cache by");
     for text in [&out.stdout, &out.stderr] {
         assert!(
@@ -470,4 +473,181 @@ async fn hmac_sha512_keys_work() {
         a.records,
         vec![POOL2_IP.parse::<std::net::Ipv4Addr>().unwrap()]
     );
+}
+
+#[test]
+fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
+    let bind = Bind::start();
+    let rogue = bind.start_rogue(7, "198.51.100.7");
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = Topo::for_bind(&bind, dir.path());
+    topo.authoritative.push(rogue.addr());
+    let topo = topo.write(dir.path());
+    edgefail(&["plan"], &topo)
+        .run()
+        .code(4)
+        .stdout_has(&format!(
+            "the servers disagree: {} has serial 1 and xmpp.contoso.com A 203.0.113.10 (EdgePool1) [TTL 300], {} has serial 7 and xmpp.contoso.com A 198.51.100.7 [TTL 300]",
+            bind.primary.addr(),
+            rogue.addr()
+        ));
+    // The primary takes the change, the rogue never does: verify gives up
+    // at its deadline and names the server it waited for.
+    let mut args: Vec<String> = ["failover", "--yes", "--verify-timeout", "1", "-t"]
+        .map(String::from)
+        .to_vec();
+    args.push(topo.display().to_string());
+    args.extend(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from));
+    args.extend(ONLY_DNS.map(String::from));
+    Run::new(args)
+        .run()
+        .code(3)
+        .stdout_has("dns.a           verify verify failed")
+        .stdout_has(&format!(
+            "waiting for {} (serial 7, still 198.51.100.7)",
+            rogue.addr()
+        ));
+}
+
+#[test]
+fn a_missing_a_record_is_created_with_an_absent_prerequisite() {
+    let bind = Bind::start();
+    bind.nsupdate("update delete xmpp.contoso.com A");
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = Topo::for_bind(&bind, dir.path());
+    // This time the secret comes from the environment.
+    let (name, alg, _) = topo.tsig.take().unwrap();
+    topo.tsig = Some((name, alg, "secret_env: EDGEFAIL_TEST_TSIG".into()));
+    let topo = topo.write(dir.path());
+    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+        .env("EDGEFAIL_TEST_TSIG", &bind.key.secret)
+        .run()
+        .code(0)
+        .stdout_has("- no A record")
+        .stdout_has("prereq nxrrset xmpp.contoso.com. IN A");
+    assert!(!out.stdout.contains(&bind.key.secret));
+    assert!(!out.stderr.contains(&bind.key.secret));
+    bind.wait_in_sync();
+    assert_eq!(bind.dig(bind.secondary.port, A_NAME, "A"), vec![POOL2_IP]);
+}
+
+#[test]
+fn plan_json_lists_each_change_old_and_new() {
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let out = edgefail(&["plan", "--output", "json"], &topo).run().code(4);
+    let events = out.events();
+    let a = events
+        .iter()
+        .find(|e| e["type"] == "phase_finished" && e["step"] == "dns.a")
+        .expect("dns.a check event");
+    assert_eq!(a["outcome"], "would_change");
+    assert_eq!(a["changes"][0]["what"], "xmpp.contoso.com A");
+    assert_eq!(a["changes"][0]["old"], "203.0.113.10 (EdgePool1) [TTL 300]");
+    assert_eq!(a["changes"][0]["new"], "203.0.113.20 (EdgePool2) [TTL 120]");
+    let srv = events
+        .iter()
+        .find(|e| e["type"] == "phase_finished" && e["step"] == "dns.srv")
+        .expect("dns.srv check event");
+    assert_eq!(srv["changes"].as_array().map(|c| c.len()), Some(2));
+    assert!(
+        srv["summary"]
+            .as_str()
+            .unwrap()
+            .contains("a lower number is preferred")
+    );
+}
+
+/// Manual mode end to end, on a terminal (a pty from `script`): edgefail
+/// prints each change and waits; the "operator" makes it with nsupdate and
+/// types done; verify then finds it on both servers.
+#[test]
+fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+
+    let script = crate::harness::need("script", "bsdutils");
+    let bind = Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut topo = Topo::for_bind(&bind, dir.path());
+    topo.mode = "manual";
+    topo.tsig = None;
+    let topo = topo.write(dir.path());
+    let command = format!(
+        "'{}' failover --yes -t '{}' --from EdgePool1 --to EdgePool2 {}",
+        crate::harness::edgefail_bin().display(),
+        topo.display(),
+        ONLY_DNS.join(" ")
+    );
+    /// Stops the `script` child (ours, by its handle) if the test fails.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(script)
+        .args(["-qec", &command, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start script");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut child = Reap(child);
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    let wait_for = |needle: &str, nth: usize, seen: &mut String| {
+        while seen.matches(needle).count() < nth {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => panic!("no {needle:?} (#{nth}) in time; output so far:\n{seen}"),
+            }
+        }
+    };
+
+    wait_for("Type 'done'", 1, &mut seen);
+    assert!(
+        seen.contains("update add xmpp.contoso.com. 120 IN A 203.0.113.20"),
+        "{seen}"
+    );
+    bind.nsupdate(
+        "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 120 A 203.0.113.20",
+    );
+    stdin.write_all(b"done\n").unwrap();
+
+    wait_for("Type 'done'", 2, &mut seen);
+    bind.nsupdate(
+        "update delete _xmpp-server._tcp.contoso.com SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n\
+         update add _xmpp-server._tcp.contoso.com 120 SRV 10 0 5269 edgepool2-xmpp.contoso.com.\n\
+         update add _xmpp-server._tcp.contoso.com 120 SRV 20 0 5269 edgepool1-xmpp.contoso.com.",
+    );
+    stdin.write_all(b"done\n").unwrap();
+
+    wait_for("Failover complete", 1, &mut seen);
+    drop(stdin);
+    let status = child.0.wait().expect("wait for script");
+    assert!(status.success(), "{status}\n{seen}");
+    assert!(seen.contains("dns.a           verify verified"), "{seen}");
+    assert!(seen.contains("dns.srv         verify verified"), "{seen}");
 }

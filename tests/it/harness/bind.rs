@@ -19,15 +19,21 @@ pub const POOL1_IP: &str = "203.0.113.10";
 pub const POOL2_IP: &str = "203.0.113.20";
 
 fn zone_text() -> String {
-    "$TTL 300\n\
-     @ IN SOA ns1.contoso.com. hostmaster.contoso.com. 1 3600 600 86400 60\n\
-     @ IN NS ns1.contoso.com.\n\
-     ns1 IN A 127.0.0.1\n\
-     xmpp 300 IN A 203.0.113.10\n\
-     edgepool1-xmpp IN A 203.0.113.10\n\
-     edgepool2-xmpp IN A 203.0.113.20\n\
-     _xmpp-server._tcp 300 IN SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n"
-        .to_string()
+    zone_with(1, POOL1_IP)
+}
+
+/// The test zone at `serial`, with the XMPP A record at `a`.
+fn zone_with(serial: u32, a: &str) -> String {
+    format!(
+        "$TTL 300\n\
+         @ IN SOA ns1.contoso.com. hostmaster.contoso.com. {serial} 3600 600 86400 60\n\
+         @ IN NS ns1.contoso.com.\n\
+         ns1 IN A 127.0.0.1\n\
+         xmpp 300 IN A {a}\n\
+         edgepool1-xmpp IN A 203.0.113.10\n\
+         edgepool2-xmpp IN A 203.0.113.20\n\
+         _xmpp-server._tcp 300 IN SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n"
+    )
 }
 
 /// A TSIG key; `secret` is base64.
@@ -240,6 +246,29 @@ impl Bind {
             }
         }
         panic!("BIND could not find free ports in 5 attempts");
+    }
+
+    /// A third server for contoso.com that is in nobody's NOTIFY list and
+    /// holds other data (serial `serial`, A record `a`): one that
+    /// disagrees and never catches up.
+    pub fn start_rogue(&self, serial: u32, a: &str) -> Named {
+        for attempt in 0..5 {
+            let port = free_port();
+            let dir = self.dir.path().join(format!("rogue{attempt}"));
+            std::fs::create_dir_all(&dir).expect("mkdir rogue");
+            std::fs::write(dir.join("zone.db"), zone_with(serial, a)).expect("write zone");
+            let conf = format!(
+                "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n}};\n",
+                d = dir.display(),
+            );
+            let mut rogue = Named::spawn(&dir, &conf, port, "rogue");
+            match rogue.wait_ready(Instant::now() + Duration::from_secs(10)) {
+                Ok(()) => return rogue,
+                Err(true) => continue,
+                Err(false) => panic!("the rogue BIND did not start (log above)"),
+            }
+        }
+        panic!("the rogue BIND could not find a free port in 5 attempts");
     }
 
     /// `dig +short` against one server over TCP, no recursion, sorted.
