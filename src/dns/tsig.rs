@@ -153,6 +153,15 @@ impl Verifier {
                 skew,
             });
         }
+        // hickory's verifier subtracts the fudge from the time unchecked: a
+        // hostile answer must not be able to make that overflow.
+        if signature.data.time < u64::from(signature.data.fudge) {
+            return Err(DnsError::BadAnswerSignature {
+                server,
+                action: action.clone(),
+                problem: "its time is earlier than its fudge".into(),
+            });
+        }
         if let Some(verifier) = self.inner.as_mut() {
             verifier
                 .verify(raw)

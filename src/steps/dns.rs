@@ -45,6 +45,9 @@ struct Memo<T> {
 struct Survey {
     names: ZoneNames,
     reads: Vec<(ServerRole, Snapshot)>,
+    /// The server the compare-and-swap compares against: the primary, or
+    /// (manual mode without one) the first listed server.
+    base: (ServerRole, Snapshot),
 }
 
 fn names(ctx: &Ctx) -> Result<ZoneNames, String> {
@@ -102,16 +105,17 @@ impl Survey {
         if !errors.is_empty() {
             return Err(errors.join("; "));
         }
-        Ok(Survey { names, reads })
-    }
-
-    /// The server the compare-and-swap compares against: the primary, or
-    /// (manual mode without one) the first listed server.
-    fn basis(&self) -> &(ServerRole, Snapshot) {
-        self.reads
+        let base = reads
             .iter()
             .find(|(r, _)| r.primary)
-            .unwrap_or(&self.reads[0])
+            .or_else(|| reads.first())
+            .cloned()
+            .ok_or("no DNS server could be read")?;
+        Ok(Survey { names, reads, base })
+    }
+
+    fn basis(&self) -> &(ServerRole, Snapshot) {
+        &self.base
     }
 
     /// One line per server, `part` saying what the step cares about.

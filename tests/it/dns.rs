@@ -428,6 +428,20 @@ async fn an_update_for_a_zone_not_served_is_notauth() {
             && text.contains(&bind.primary.addr()),
         "{text}"
     );
+
+    // A name outside the zone it is sent for: NOTZONE.
+    let contoso = edgefail::dns::fqdn("contoso.com").unwrap();
+    let mut update = Update::new(&contoso);
+    update.add(&name, 60, edgefail::dns::Data::A(POOL2_IP.parse().unwrap()));
+    let text = primary(&bind, &bind.key)
+        .update(&update)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("a name in the update is outside zone contoso.com. (NOTZONE)"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -650,4 +664,62 @@ fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
     assert!(status.success(), "{status}\n{seen}");
     assert!(seen.contains("dns.a           verify verified"), "{seen}");
     assert!(seen.contains("dns.srv         verify verified"), "{seen}");
+}
+
+/// A server that answers every TCP query with a bare SERVFAIL header.
+fn servfail_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                loop {
+                    let mut len = [0u8; 2];
+                    if stream.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut request = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if stream.read_exact(&mut request).is_err() || request.len() < 12 {
+                        return;
+                    }
+                    // Same id and opcode; QR and AA set; rcode 2; no sections.
+                    let mut answer = request[..12].to_vec();
+                    answer[2] = (answer[2] & 0x78) | 0x84;
+                    answer[3] = 0x02;
+                    answer[4..12].fill(0);
+                    let mut framed = 12u16.to_be_bytes().to_vec();
+                    framed.extend(answer);
+                    if stream.write_all(&framed).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn servfail_names_the_server_and_what_to_check() {
+    let port = servfail_server();
+    let dir = tempfile::tempdir().unwrap();
+    let topo = Topo {
+        zone: "contoso.com".into(),
+        mode: "manual",
+        primary: format!("127.0.0.1:{port}"),
+        authoritative: vec![format!("127.0.0.1:{port}")],
+        tsig: None,
+        timeout_secs: 2,
+        ttl: 120,
+    }
+    .write(dir.path());
+    edgefail(&["plan"], &topo)
+        .run()
+        .code(1)
+        .stdout_has(&format!(
+            "read contoso.com. SOA on 127.0.0.1:{port}: the server failed to answer (SERVFAIL)"
+        ))
+        .stdout_has("check its log");
 }
