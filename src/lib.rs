@@ -5,6 +5,7 @@ pub mod app;
 pub mod cancel;
 pub mod cli;
 pub mod context;
+pub mod dns;
 pub mod engine;
 pub mod event;
 pub mod exit;

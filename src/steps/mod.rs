@@ -3,6 +3,7 @@
 //! until the state holds or the deadline passes).
 
 mod deploy;
+mod dns;
 mod not_yet;
 mod route;
 mod services;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::Ctx;
 
+pub use dns::{DnsA, DnsSrv};
 pub use route::RouteState;
 
 /// Stable step ids: they appear in JSON output, journals and `--skip`.
@@ -213,8 +215,8 @@ pub fn runbook() -> Vec<Box<dyn Step>> {
         Box::new(deploy::PoolDeployed),
         Box::new(services::Services::stop()),
         Box::new(route::Route),
-        Box::new(not_yet::NotYet::new(StepId::DnsA, "#3 (external DNS)")),
-        Box::new(not_yet::NotYet::new(StepId::DnsSrv, "#3 (external DNS)")),
+        Box::new(dns::DnsA),
+        Box::new(dns::DnsSrv),
         Box::new(not_yet::NotYet::new(
             StepId::PortCheck,
             "#4 (port 5269 probe)",

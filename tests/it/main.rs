@@ -1,6 +1,7 @@
 //! The one integration test binary: runs the real edgefail against real
 //! servers started by the harness.
 
+mod dns;
 mod failover;
 mod harness;
 mod resume;

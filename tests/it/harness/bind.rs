@@ -1,0 +1,474 @@
+//! A real BIND 9 for DNS tests: a primary that takes TSIG-signed updates and
+//! a secondary fed by NOTIFY + IXFR/AXFR, each `named -g` on its own free
+//! port of 127.0.0.1, in its own temp dir, with a key generated per test.
+//! Only the children started here are ever stopped, by their own handle.
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::need;
+
+/// The zone every test starts from: EdgePool1 carries XMPP federation.
+pub const ZONE: &str = "contoso.com";
+pub const A_NAME: &str = "xmpp.contoso.com";
+pub const SRV_NAME: &str = "_xmpp-server._tcp.contoso.com";
+pub const POOL1_IP: &str = "203.0.113.10";
+pub const POOL2_IP: &str = "203.0.113.20";
+
+fn zone_text() -> String {
+    zone_with(1, POOL1_IP)
+}
+
+/// The test zone at `serial`, with the XMPP A record at `a`.
+fn zone_with(serial: u32, a: &str) -> String {
+    format!(
+        "$TTL 300\n\
+         @ IN SOA ns1.contoso.com. hostmaster.contoso.com. {serial} 3600 600 86400 60\n\
+         @ IN NS ns1.contoso.com.\n\
+         ns1 IN A 127.0.0.1\n\
+         xmpp 300 IN A {a}\n\
+         edgepool1-xmpp IN A 203.0.113.10\n\
+         edgepool2-xmpp IN A 203.0.113.20\n\
+         _xmpp-server._tcp 300 IN SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n"
+    )
+}
+
+/// A TSIG key; `secret` is base64.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub name: String,
+    pub algorithm: String,
+    pub secret: String,
+}
+
+impl Key {
+    /// A fresh random key (32 bytes from the OS).
+    pub fn generate(name: &str, algorithm: &str) -> Key {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .expect("read /dev/urandom");
+        Key {
+            name: name.to_string(),
+            algorithm: algorithm.to_string(),
+            secret: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// `key "name" { ... };` as tsig-keygen writes it.
+    pub fn statement(&self) -> String {
+        format!(
+            "key \"{}\" {{\n\talgorithm {};\n\tsecret \"{}\";\n}};\n",
+            self.name, self.algorithm, self.secret
+        )
+    }
+
+    /// Write the key file with mode 600 (edgefail refuses world-readable keys).
+    pub fn write(&self, path: &Path) {
+        std::fs::write(path, self.statement()).expect("write key file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod key file");
+        }
+    }
+}
+
+/// A TCP+UDP port of 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().expect("local addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP+UDP port on 127.0.0.1");
+}
+
+/// One running `named`.
+pub struct Named {
+    child: Option<Child>,
+    pub port: u16,
+    dir: PathBuf,
+    role: &'static str,
+}
+
+impl Named {
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("named.log")).unwrap_or_default()
+    }
+
+    fn spawn(dir: &Path, conf: &str, port: u16, role: &'static str) -> Named {
+        let named = need("named", "bind9");
+        let conf_path = dir.join("named.conf");
+        std::fs::write(&conf_path, conf).expect("write named.conf");
+        let log = std::fs::File::create(dir.join("named.log")).expect("create named.log");
+        let child = Command::new(named)
+            .arg("-g")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start named");
+        Named {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+            role,
+        }
+    }
+
+    /// Wait for "running" in the log. `Err(true)`: the port was taken (retry).
+    fn wait_ready(&mut self, deadline: Instant) -> Result<(), bool> {
+        loop {
+            let log = self.log();
+            if log.contains("address in use") {
+                return Err(true);
+            }
+            if log.lines().any(|l| l.ends_with(" running")) {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                eprintln!("--- {} named exited ({status}); its log:\n{log}", self.role);
+                return Err(false);
+            }
+            if Instant::now() >= deadline {
+                eprintln!("--- {} named not ready in time; its log:\n{log}", self.role);
+                return Err(false);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stop this server (its own child only) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} named log ({}):\n{}",
+                self.role,
+                self.addr(),
+                self.log()
+            );
+        }
+    }
+}
+
+/// A primary and a secondary serving contoso.com.
+pub struct Bind {
+    pub primary: Named,
+    pub secondary: Named,
+    /// Allowed to update the zone.
+    pub key: Key,
+    /// Known to the primary but not allowed to update (-> REFUSED).
+    pub other_key: Key,
+    pub dir: tempfile::TempDir,
+}
+
+impl Bind {
+    pub fn start() -> Bind {
+        Bind::start_with("hmac-sha256")
+    }
+
+    /// Start both servers; the key uses `algorithm`.
+    pub fn start_with(algorithm: &str) -> Bind {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = Key::generate("edgefail-test", algorithm);
+        let other_key = Key::generate("not-allowed", "hmac-sha256");
+        for attempt in 0..5 {
+            let (pp, sp) = (free_port(), free_port());
+            if pp == sp {
+                continue;
+            }
+            let pdir = dir.path().join(format!("primary{attempt}"));
+            let sdir = dir.path().join(format!("secondary{attempt}"));
+            std::fs::create_dir_all(&pdir).expect("mkdir primary");
+            std::fs::create_dir_all(&sdir).expect("mkdir secondary");
+            std::fs::write(pdir.join("zone.db"), zone_text()).expect("write zone");
+            // The secondary starts from the same data, so it is ready at
+            // once; NOTIFY then brings every change over.
+            std::fs::write(sdir.join("zone.db"), zone_text()).expect("write zone");
+            let pconf = format!(
+                "options {{\n directory \"{d}\";\n listen-on port {pp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n}};\ncontrols {{ }};\n{k}{o}zone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n allow-update {{ key \"{kn}\"; }};\n}};\n",
+                d = pdir.display(),
+                k = key.statement(),
+                o = other_key.statement(),
+                kn = key.name,
+            );
+            let sconf = format!(
+                "options {{\n directory \"{d}\";\n listen-on port {sp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type secondary;\n masterfile-format text;\n primaries {{ 127.0.0.1 port {pp}; }};\n file \"{d}/zone.db\";\n}};\n",
+                d = sdir.display(),
+            );
+            let mut primary = Named::spawn(&pdir, &pconf, pp, "primary");
+            let mut secondary = Named::spawn(&sdir, &sconf, sp, "secondary");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let p = primary.wait_ready(deadline);
+            let s = secondary.wait_ready(deadline);
+            match (p, s) {
+                (Ok(()), Ok(())) => {
+                    return Bind {
+                        primary,
+                        secondary,
+                        key,
+                        other_key,
+                        dir,
+                    };
+                }
+                (Err(true), _) | (_, Err(true)) => continue,
+                _ => panic!("BIND did not start (logs above)"),
+            }
+        }
+        panic!("BIND could not find free ports in 5 attempts");
+    }
+
+    /// A third server for contoso.com that is in nobody's NOTIFY list and
+    /// holds other data (serial `serial`, A record `a`): one that
+    /// disagrees and never catches up.
+    pub fn start_rogue(&self, serial: u32, a: &str) -> Named {
+        for attempt in 0..5 {
+            let port = free_port();
+            let dir = self.dir.path().join(format!("rogue{attempt}"));
+            std::fs::create_dir_all(&dir).expect("mkdir rogue");
+            std::fs::write(dir.join("zone.db"), zone_with(serial, a)).expect("write zone");
+            let conf = format!(
+                "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n}};\n",
+                d = dir.display(),
+            );
+            let mut rogue = Named::spawn(&dir, &conf, port, "rogue");
+            match rogue.wait_ready(Instant::now() + Duration::from_secs(10)) {
+                Ok(()) => return rogue,
+                Err(true) => continue,
+                Err(false) => panic!("the rogue BIND did not start (log above)"),
+            }
+        }
+        panic!("the rogue BIND could not find a free port in 5 attempts");
+    }
+
+    /// `dig +short` against one server over TCP, no recursion, sorted.
+    pub fn dig(&self, port: u16, name: &str, rtype: &str) -> Vec<String> {
+        let dig = need("dig", "bind9-dnsutils");
+        let out = Command::new(dig)
+            .args(["+tcp", "+norec", "+short", "+time=2", "+tries=1"])
+            .arg("@127.0.0.1")
+            .args(["-p", &port.to_string(), name, rtype])
+            .output()
+            .expect("run dig");
+        assert!(out.status.success(), "dig failed: {out:?}");
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    pub fn serial(&self, port: u16) -> u32 {
+        let soa = self.dig(port, ZONE, "SOA");
+        soa.first()
+            .and_then(|l| l.split_whitespace().nth(2))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no SOA from port {port}: {soa:?}"))
+    }
+
+    /// (serial, A, SRV) as one server has them.
+    pub fn state(&self, port: u16) -> (u32, Vec<String>, Vec<String>) {
+        (
+            self.serial(port),
+            self.dig(port, A_NAME, "A"),
+            self.dig(port, SRV_NAME, "SRV"),
+        )
+    }
+
+    /// Wait until the secondary has the primary's serial.
+    pub fn wait_in_sync(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let want = self.serial(self.primary.port);
+            if self.serial(self.secondary.port) == want {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the secondary did not catch up");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Run nsupdate against the primary with the allowed key.
+    pub fn nsupdate(&self, commands: &str) {
+        let nsupdate = need("nsupdate", "bind9-dnsutils");
+        let keyfile = self.dir.path().join("nsupdate.key");
+        self.key.write(&keyfile);
+        let script = format!(
+            "server 127.0.0.1 {}\nzone {ZONE}\n{commands}\nsend\n",
+            self.primary.port
+        );
+        let mut child = Command::new(nsupdate)
+            .arg("-v")
+            .arg("-k")
+            .arg(&keyfile)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nsupdate");
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("nsupdate stdin");
+            stdin.write_all(script.as_bytes()).expect("feed nsupdate");
+        }
+        let out = child.wait_with_output().expect("wait for nsupdate");
+        assert!(
+            out.status.success(),
+            "nsupdate failed:\n{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The topology a DNS test runs edgefail with.
+pub struct Topo {
+    pub zone: String,
+    pub mode: &'static str,
+    pub primary: String,
+    pub authoritative: Vec<String>,
+    /// (key name, algorithm, secret_file or secret_env line)
+    pub tsig: Option<(String, String, String)>,
+    pub timeout_secs: u64,
+    pub ttl: u32,
+}
+
+impl Topo {
+    /// Point at `bind` with its allowed key, read from a file in `dir`.
+    pub fn for_bind(bind: &Bind, dir: &Path) -> Topo {
+        let keyfile = dir.join("edgefail.key");
+        bind.key.write(&keyfile);
+        Topo {
+            zone: ZONE.into(),
+            mode: "rfc2136",
+            primary: bind.primary.addr(),
+            authoritative: vec![bind.primary.addr(), bind.secondary.addr()],
+            tsig: Some((
+                bind.key.name.clone(),
+                bind.key.algorithm.clone(),
+                format!("secret_file: {}", keyfile.display()),
+            )),
+            timeout_secs: 2,
+            ttl: 120,
+        }
+    }
+
+    /// Use `key` (written to a file in `dir`) instead.
+    pub fn with_key(mut self, key: &Key, dir: &Path) -> Topo {
+        let keyfile = dir.join(format!("{}.key", key.name));
+        key.write(&keyfile);
+        self.tsig = Some((
+            key.name.clone(),
+            key.algorithm.clone(),
+            format!("secret_file: {}", keyfile.display()),
+        ));
+        self
+    }
+
+    pub fn yaml(&self) -> String {
+        let tsig = match &self.tsig {
+            Some((name, alg, source)) => {
+                format!("  tsig:\n    name: {name}\n    algorithm: {alg}\n    {source}\n")
+            }
+            None => String::new(),
+        };
+        let auth: String = self
+            .authoritative
+            .iter()
+            .map(|a| format!("    - {a}\n"))
+            .collect();
+        format!(
+            "version: 1
+xmpp:
+  domain: {zone}
+  a_record: xmpp.{zone}
+  port: 5269
+  ttl: {ttl}
+dns:
+  zone: {zone}
+  mode: {mode}
+  primary: {primary}
+  authoritative:
+{auth}{tsig}  timeout_secs: {timeout}
+management:
+  transport:
+    type: local
+    program: pwsh
+timeouts:
+  command_secs: 10
+  verify_secs: 10
+  poll_ms: 50
+sites:
+  - name: Site1
+    pools:
+      - name: EdgePool1
+        fqdn: edgepool1.{zone}
+        version: lync2013
+        srv_priority: 10
+        srv_target: edgepool1-xmpp.{zone}
+        servers:
+          - fqdn: EdgeServer1.{zone}
+            external_ipv4: {POOL1_IP}
+            transport:
+              type: local
+              program: pwsh
+  - name: Site2
+    pools:
+      - name: EdgePool2
+        fqdn: edgepool2.{zone}
+        version: lync2013
+        srv_priority: 20
+        srv_target: edgepool2-xmpp.{zone}
+        servers:
+          - fqdn: EdgeServer2.{zone}
+            external_ipv4: {POOL2_IP}
+            transport:
+              type: local
+              program: pwsh
+",
+            zone = self.zone,
+            ttl = self.ttl,
+            mode = self.mode,
+            primary = self.primary,
+            timeout = self.timeout_secs,
+        )
+    }
+
+    /// Write the topology into `dir` and return its path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("edgefail.yaml");
+        std::fs::write(&path, self.yaml()).expect("write topology");
+        path
+    }
+}
