@@ -281,7 +281,7 @@ impl Transport for Ssh {
         }
         Ok(Output {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr,
+            stderr: without_mux_notices(&stderr),
             code: out.status.code(),
         })
     }
@@ -440,6 +440,22 @@ fn ssh_path(path: &Path) -> String {
     } else {
         text
     }
+}
+
+/// The remote command's stderr without ssh's own notices about connection
+/// sharing (two commands racing to start a master), which would otherwise
+/// be read as part of PowerShell's error message.
+fn without_mux_notices(stderr: &str) -> String {
+    if !stderr.contains("ControlSocket ") && !stderr.contains("mux_client_") {
+        return stderr.to_string();
+    }
+    stderr
+        .split_inclusive('\n')
+        .filter(|line| {
+            !(line.starts_with("ControlSocket ") && line.contains("disabling multiplexing")
+                || line.starts_with("mux_client_"))
+        })
+        .collect()
 }
 
 /// Which failure ssh's stderr describes.
@@ -629,6 +645,17 @@ mod tests {
             ssh.failure("").to_string(),
             "ssh: connection to admin@edge2.contoso.com:2222 failed (ssh exited 255 without a message)"
         );
+    }
+
+    #[test]
+    fn sharing_notices_are_not_part_of_powershell_errors() {
+        assert_eq!(
+            without_mux_notices(
+                "ControlSocket /tmp/efssh-1-2/c0 already exists, disabling multiplexing\r\nStop-CsWindowsService : denied\r\n"
+            ),
+            "Stop-CsWindowsService : denied\r\n"
+        );
+        assert_eq!(without_mux_notices("plain\n"), "plain\n");
     }
 
     #[test]

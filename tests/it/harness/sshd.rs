@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::need;
+use super::standin::SshEndpoints;
 
 pub struct Sshd {
     dir: tempfile::TempDir,
@@ -173,6 +174,16 @@ impl Sshd {
             }
         }
         Ok(())
+    }
+
+    /// Where an estate's machines are reached: one port each.
+    pub fn endpoints(&self) -> SshEndpoints {
+        SshEndpoints {
+            ports: self.ports.clone(),
+            user: self.user.clone(),
+            identity_file: self.client_key.clone(),
+            known_hosts: self.known_hosts.clone(),
+        }
     }
 
     pub fn dir(&self) -> &Path {

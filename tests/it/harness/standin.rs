@@ -206,10 +206,20 @@ impl Estate {
     /// far side; `adjust` may change how any one machine is reached.
     #[track_caller]
     pub fn topology_ssh(&self, sshd: &Sshd, adjust: impl Fn(&str, &mut SshTarget)) -> PathBuf {
+        self.topology_over(&sshd.endpoints(), adjust)
+    }
+
+    /// As `topology_ssh`, to any endpoints (a server need not run).
+    #[track_caller]
+    pub fn topology_over(
+        &self,
+        endpoints: &SshEndpoints,
+        adjust: impl Fn(&str, &mut SshTarget),
+    ) -> PathBuf {
         let machines = self.machines();
         assert!(
-            sshd.ports.len() >= machines.len(),
-            "start sshd with {} listeners for this estate",
+            endpoints.ports.len() >= machines.len(),
+            "{} machines need as many ports (sshd listeners)",
             machines.len()
         );
         let transport = |host: &str| {
@@ -218,10 +228,10 @@ impl Estate {
                 .position(|m| m == host)
                 .expect("a machine of this estate");
             let mut target = SshTarget {
-                port: sshd.ports[index],
-                user: sshd.user.clone(),
-                identity_file: sshd.client_key.clone(),
-                known_hosts: sshd.known_hosts.clone(),
+                port: endpoints.ports[index],
+                user: endpoints.user.clone(),
+                identity_file: endpoints.identity_file.clone(),
+                known_hosts: endpoints.known_hosts.clone(),
                 extra: String::new(),
             };
             adjust(host, &mut target);
@@ -295,6 +305,14 @@ sites:
         std::fs::write(&path, edit(text)).expect("write topology");
         path
     }
+}
+
+/// Where an estate's machines listen for ssh: one port per machine.
+pub struct SshEndpoints {
+    pub ports: Vec<u16>,
+    pub user: String,
+    pub identity_file: PathBuf,
+    pub known_hosts: PathBuf,
 }
 
 /// How one machine of an estate is reached over the test sshd.
