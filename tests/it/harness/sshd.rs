@@ -71,7 +71,11 @@ impl Sshd {
         let sshd = need("sshd", "openssh-server");
         need("ssh", "openssh-client");
         // sshd refuses to start without its privilege separation directory.
-        std::fs::create_dir_all("/run/sshd").expect("create /run/sshd");
+        if let Err(e) = std::fs::create_dir_all("/run/sshd") {
+            panic!(
+                "sshd needs the directory /run/sshd, which cannot be made ({e}): create it as root (mkdir -p /run/sshd)"
+            );
+        }
         // A port found free may be taken before sshd binds it: try again.
         let mut failures = String::new();
         for _attempt in 0..5 {
