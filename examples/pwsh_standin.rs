@@ -266,9 +266,28 @@ fn with_state(
             std::thread::sleep(std::time::Duration::from_millis(ms));
             Ok(s)
         }
-        Action::Hang => loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        },
+        Action::Hang => hang(),
+    }
+}
+
+/// Hang like a stuck cmdlet. Over ssh nobody kills this process when
+/// edgefail gives up (sshd only closes the channel), so it ends once its
+/// session is gone and it has been handed to another parent: tests must not
+/// leave hour-long sleepers behind.
+fn hang() -> ! {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if std::os::unix::process::parent_id() != parent {
+                std::process::exit(124);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
     }
 }
 

@@ -143,7 +143,7 @@ pub struct LocalSpec {
     pub module: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshSpec {
     pub host: String,
@@ -153,6 +153,8 @@ pub struct SshSpec {
     pub user: Option<String>,
     #[serde(default)]
     pub identity_file: Option<PathBuf>,
+    /// The known_hosts file the server's key is checked against (ssh's
+    /// default, ~/.ssh/known_hosts, when absent).
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
     #[serde(default)]
@@ -162,6 +164,18 @@ pub struct SshSpec {
     pub remote_program: Option<String>,
     #[serde(default)]
     pub module: Option<String>,
+    /// The OpenSSH client on this machine (`ssh` from PATH by default).
+    #[serde(default)]
+    pub ssh_program: Option<String>,
+    /// How long an idle shared connection stays open; 0 turns connection
+    /// reuse off. 30 by default; off on Windows, whose OpenSSH client cannot
+    /// share connections.
+    #[serde(default)]
+    pub control_persist_secs: Option<u64>,
+    /// Trust a server whose key is not yet in known_hosts and record it
+    /// (OpenSSH's accept-new). A changed key is refused either way.
+    #[serde(default)]
+    pub accept_new_host_keys: bool,
 }
 
 impl TransportSpec {

@@ -461,6 +461,46 @@ fn check_transport(c: &mut Checker<'_>, path: &str, spec: &TransportSpec) {
                     "must be greater than 0",
                 );
             }
+            if let Some(program) = &ssh.ssh_program
+                && (program.is_empty() || program.contains('\0'))
+            {
+                c.error(
+                    &format!("{path}.ssh_program"),
+                    "the ssh client must be a non-empty path",
+                );
+            }
+            // ssh reads these paths from `-o` options, where a double quote or
+            // a line break would end or split the value.
+            for (field, file) in [
+                ("identity_file", &ssh.identity_file),
+                ("known_hosts", &ssh.known_hosts),
+            ] {
+                if let Some(file) = file {
+                    let text = file.to_string_lossy();
+                    if text.is_empty() || text.contains(['"', '\n', '\r', '\0']) {
+                        c.error(
+                            &format!("{path}.{field}"),
+                            "the path must be non-empty, without double quotes or line breaks",
+                        );
+                    }
+                }
+            }
+            if ssh.control_persist_secs.is_some_and(|s| s > 86_400) {
+                c.error(
+                    &format!("{path}.control_persist_secs"),
+                    "at most 86400 (a day); 0 turns connection reuse off",
+                );
+            }
+            if ssh.accept_new_host_keys {
+                c.push(
+                    Severity::Warning,
+                    &format!("{path}.accept_new_host_keys"),
+                    format!(
+                        "{} will be trusted on first contact without checking its key; record the key in known_hosts instead",
+                        names::printable(&ssh.host)
+                    ),
+                );
+            }
         }
     }
 }

@@ -3,12 +3,14 @@
 //! caller's business (see `lync`).
 
 mod local;
+mod ssh;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use local::Local;
+pub use ssh::{Ssh, SshFailure};
 
 use crate::powershell::Script;
 use crate::topology::TransportSpec;
@@ -31,6 +33,9 @@ pub enum TransportError {
     },
     #[error("no answer within {}s (the command was ended)", after.as_secs_f32())]
     Timeout { after: Duration },
+    /// ssh itself failed (exit 255): the message says which way and where.
+    #[error("ssh: {message}")]
+    Ssh { kind: SshFailure, message: String },
     #[error("{0}")]
     Other(String),
 }
@@ -47,24 +52,6 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 pub fn from_spec(spec: &TransportSpec) -> Box<dyn Transport> {
     match spec {
         TransportSpec::Local(local) => Box::new(Local::new(local)),
-        TransportSpec::Ssh(ssh) => Box::new(Unsupported(format!(
-            "ssh to {}: the ssh transport is not built yet",
-            ssh.host
-        ))),
-    }
-}
-
-/// A transport that cannot run anything, with the reason.
-#[derive(Debug)]
-struct Unsupported(String);
-
-#[async_trait]
-impl Transport for Unsupported {
-    fn describe(&self) -> String {
-        self.0.clone()
-    }
-
-    async fn run(&self, _script: &Script, _timeout: Duration) -> Result<Output, TransportError> {
-        Err(TransportError::Other(self.0.clone()))
+        TransportSpec::Ssh(ssh) => Box::new(Ssh::new(ssh)),
     }
 }

@@ -5,4 +5,5 @@ mod dns;
 mod failover;
 mod harness;
 mod resume;
+mod ssh;
 mod validate;

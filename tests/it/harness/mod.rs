@@ -8,6 +8,7 @@ pub mod bind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod sshd;
 pub mod standin;
 
 /// The edgefail binary cargo built for this test run.

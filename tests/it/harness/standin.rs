@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use super::sshd::Sshd;
+
 /// The stand-in binary cargo built as an example next to this test binary.
 #[track_caller]
 pub fn standin_bin() -> PathBuf {
@@ -193,12 +195,79 @@ impl Estate {
     }
 
     pub fn topology_with(&self, edit: impl FnOnce(String) -> String) -> PathBuf {
+        self.topology_via(|host| self.transport(host), edit)
+    }
+
+    /// Every machine this estate's topology names, each with its own port
+    /// of `sshd`: the management shell, EdgeServer1, then the target pool.
+    pub fn machines(&self) -> Vec<String> {
+        let mut all = vec![
+            "fe1.contoso.com".to_string(),
+            "EdgeServer1.contoso.com".to_string(),
+        ];
+        all.extend(self.target_servers.iter().cloned());
+        all
+    }
+
+    /// A topology whose machines (management shell included) are reached
+    /// over ssh through `sshd`, the stand-in playing powershell.exe on the
+    /// far side; `adjust` may change how any one machine is reached.
+    #[track_caller]
+    pub fn topology_ssh(&self, sshd: &Sshd, adjust: impl Fn(&str, &mut SshTarget)) -> PathBuf {
+        self.topology_over(&sshd.endpoints(), adjust)
+    }
+
+    /// As `topology_ssh`, to any endpoints (a server need not run).
+    #[track_caller]
+    pub fn topology_over(
+        &self,
+        endpoints: &SshEndpoints,
+        adjust: impl Fn(&str, &mut SshTarget),
+    ) -> PathBuf {
+        let machines = self.machines();
+        assert!(
+            endpoints.ports.len() >= machines.len(),
+            "{} machines need as many ports (sshd listeners)",
+            machines.len()
+        );
+        let transport = |host: &str| {
+            let index = machines
+                .iter()
+                .position(|m| m == host)
+                .expect("a machine of this estate");
+            let mut target = SshTarget {
+                port: endpoints.ports[index],
+                user: endpoints.user.clone(),
+                identity_file: endpoints.identity_file.clone(),
+                known_hosts: endpoints.known_hosts.clone(),
+                extra: String::new(),
+            };
+            adjust(host, &mut target);
+            format!(
+                "{{ type: ssh, host: 127.0.0.1, port: {port}, user: {user}, identity_file: '{id}', known_hosts: '{kh}', remote_program: '{standin} --state {state} --host {host}', module: Lync{extra} }}",
+                port = target.port,
+                user = target.user,
+                id = target.identity_file.display(),
+                kh = target.known_hosts.display(),
+                standin = standin_bin().display(),
+                state = self.state.display(),
+                extra = target.extra,
+            )
+        };
+        self.topology_via(transport, |t| t)
+    }
+
+    fn topology_via(
+        &self,
+        transport: impl Fn(&str) -> String,
+        edit: impl FnOnce(String) -> String,
+    ) -> PathBuf {
         let mut target = String::new();
         for (i, s) in self.target_servers.iter().enumerate() {
             target.push_str(&format!(
                 "          - fqdn: {s}\n            external_ipv4: 127.0.0.{}\n            transport: {}\n",
                 20 + i,
-                self.transport(s)
+                transport(s)
             ));
         }
         let text = format!(
@@ -237,13 +306,31 @@ sites:
         srv_priority: 20
         servers:
 {target}",
-            mgmt = self.transport("fe1.contoso.com"),
-            edge1 = self.transport("EdgeServer1.contoso.com"),
+            mgmt = transport("fe1.contoso.com"),
+            edge1 = transport("EdgeServer1.contoso.com"),
         );
         let path = self.path("topology.yaml");
         std::fs::write(&path, edit(text)).expect("write topology");
         path
     }
+}
+
+/// Where an estate's machines listen for ssh: one port per machine.
+pub struct SshEndpoints {
+    pub ports: Vec<u16>,
+    pub user: String,
+    pub identity_file: PathBuf,
+    pub known_hosts: PathBuf,
+}
+
+/// How one machine of an estate is reached over the test sshd.
+pub struct SshTarget {
+    pub port: u16,
+    pub user: String,
+    pub identity_file: PathBuf,
+    pub known_hosts: PathBuf,
+    /// More fields for the transport, each as ", key: value".
+    pub extra: String,
 }
 
 /// The steps that need components other than the stand-in (DNS, port probe).
