@@ -15,3 +15,4 @@ pub mod secret;
 pub mod steps;
 pub mod topology;
 pub mod transport;
+pub mod xmpp;

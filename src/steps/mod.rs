@@ -4,6 +4,7 @@
 
 mod deploy;
 mod not_yet;
+pub mod port;
 mod route;
 mod services;
 
@@ -215,10 +216,7 @@ pub fn runbook() -> Vec<Box<dyn Step>> {
         Box::new(route::Route),
         Box::new(not_yet::NotYet::new(StepId::DnsA, "#3 (external DNS)")),
         Box::new(not_yet::NotYet::new(StepId::DnsSrv, "#3 (external DNS)")),
-        Box::new(not_yet::NotYet::new(
-            StepId::PortCheck,
-            "#4 (port 5269 probe)",
-        )),
+        Box::new(port::PortCheck),
         Box::new(services::Services::start()),
     ]
 }
