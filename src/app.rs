@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> i32 {
             };
             plan_or_failover(plan, Some(mode), cli.verbose > 0).await
         }
+        Command::Probe(args) => crate::probe_cmd::run(args).await,
     }
 }
 

@@ -37,6 +37,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the seven-step failover: check, apply and verify each step in order.
     Failover(FailoverArgs),
+    /// Check an XMPP domain or address as a federating partner's server would.
+    Probe(crate::probe_cmd::ProbeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod exit;
 pub mod lync;
 pub mod names;
 pub mod powershell;
+pub mod probe_cmd;
 pub mod report;
 pub mod secret;
 pub mod steps;

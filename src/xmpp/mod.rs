@@ -3,6 +3,10 @@
 //! records it follows, and a report that puts them together.
 
 pub mod port;
+pub mod probe;
+pub mod srv;
+pub mod stream;
+pub mod tls;
 
 use std::time::Duration;
 

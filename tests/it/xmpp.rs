@@ -216,3 +216,277 @@ fn step6_filtered_port_blocks_with_a_firewall_hint() {
         .stdout_has("a firewall drops the connection")
         .stdout_has("hint: allow TCP");
 }
+
+// --- probe through the binary -------------------------------------------
+
+use crate::harness::prosody::Prosody;
+
+fn probe(args: &[&str]) -> Run {
+    let mut all = vec![
+        "probe",
+        "--connect-timeout",
+        "1s",
+        "--first-byte-timeout",
+        "1s",
+        "--exchange-timeout",
+        "10s",
+    ];
+    all.extend_from_slice(args);
+    Run::new(all)
+}
+
+fn json(out: &crate::harness::Outcome) -> serde_json::Value {
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "probe --output json printed no JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+            out.stdout, out.stderr
+        )
+    })
+}
+
+fn finding<'a>(report: &'a serde_json::Value, check: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+#[test]
+fn probe_full_handshake_with_a_certificate_naming_the_domain() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    let out = probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+        "--accept-untrusted-cert",
+        "--output",
+        "json",
+    ])
+    .run()
+    .code(0);
+    let r = json(&out);
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["header"]["from"], "contoso.com", "{r:#}");
+    assert_eq!(r["features"]["starttls"], true, "{r:#}");
+    assert_eq!(r["features"]["starttls_required"], true, "{r:#}");
+    assert_eq!(r["features"]["dialback"], true, "{r:#}");
+    assert_eq!(r["tls"]["covers_domain"], true, "{r:#}");
+    assert_eq!(r["tls"]["chain"], "untrusted", "{r:#}");
+    assert!(
+        r["tls"]["dns_names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n == "contoso.com")),
+        "{r:#}"
+    );
+    let chain = finding(&r, "cert.chain");
+    assert_eq!(chain[0]["status"], "warn", "{r:#}");
+    assert!(
+        chain[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("accepted because of --accept-untrusted-cert")),
+        "{r:#}"
+    );
+    assert_eq!(finding(&r, "tls.stream").len(), 2, "{r:#}");
+
+    // Human output says the same, and names the accepted risk.
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+        "--accept-untrusted-cert",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("starttls (required), dialback")
+    .stdout_has("cover contoso.com")
+    .stdout_has("the chain is NOT trusted")
+    .stdout_has("PASS: a partner's server can federate with contoso.com");
+}
+
+#[test]
+fn probe_untrusted_chain_fails_without_the_flag() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("ok   cert.name")
+    .stdout_has("FAIL cert.chain the chain is not trusted")
+    .stdout_has("use --accept-untrusted-cert");
+}
+
+#[test]
+fn probe_reports_a_certificate_without_the_domain() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    let out = probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "fabrikam.com",
+        "--accept-untrusted-cert",
+        "--output",
+        "json",
+    ])
+    .run()
+    .code(1);
+    let r = json(&out);
+    assert_eq!(r["tls"]["covers_domain"], false, "{r:#}");
+    let name = finding(&r, "cert.name");
+    assert_eq!(name[0]["status"], "fail", "{r:#}");
+    assert!(
+        name[0]["text"]
+            .as_str()
+            .is_some_and(|t| t
+                .contains("the certificate names (edge.fabrikam.net) do not cover fabrikam.com")),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn probe_wrong_domain_gets_host_unknown() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "nothere.example",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("answered a stream header from nothere.example")
+    .stdout_has("it sent the stream error <host-unknown>");
+}
+
+#[test]
+fn probe_nothing_listening_is_closed() {
+    let port = closed_port(Ipv4Addr::LOCALHOST).to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has(&format!("127.0.0.1:{port}: closed (refused after"))
+    .stdout_has("nothing listens");
+}
+
+#[test]
+fn probe_filtered_port_times_out_on_connect() {
+    let full = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 31), 0);
+    let port = full.addr.port().to_string();
+    probe(&[
+        "--host",
+        "127.0.0.31",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("filtered (no answer in 1.")
+    .stdout_has("a firewall drops the connection");
+}
+
+/// A listener on 127.0.0.1 that accepts one connection and hands it to `serve`.
+fn one_shot(serve: impl FnOnce(TcpStream) + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            serve(conn);
+        }
+    });
+    port
+}
+
+#[test]
+fn probe_silent_server_hits_the_first_byte_timeout() {
+    let port = one_shot(|conn| {
+        std::thread::sleep(Duration::from_secs(5));
+        drop(conn);
+    })
+    .to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("open (accepted")
+    .stdout_has(
+        "within 1000 ms of sending the stream header: it accepted the connection and said nothing",
+    );
+}
+
+#[test]
+fn probe_non_xml_answer_is_quoted() {
+    let port = one_shot(|mut conn| {
+        let mut buf = [0u8; 512];
+        let _ = std::io::Read::read(&mut conn, &mut buf);
+        let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        std::thread::sleep(Duration::from_secs(3));
+    })
+    .to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("it answered \"HTTP/1.1 400 Bad Request\\r\\n")
+    .stdout_has("which is not an XMPP stream");
+}
+
+#[test]
+fn probe_usage_errors_exit_2() {
+    probe(&["contoso.com"])
+        .run()
+        .code(2)
+        .stderr_has("never uses the system resolver");
+    probe(&["--host", "127.0.0.1"])
+        .run()
+        .code(2)
+        .stderr_has("--domain");
+    probe(&["--host", "127.0.0.1", "--domain", "not a domain"])
+        .run()
+        .code(2);
+}
