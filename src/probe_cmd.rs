@@ -2,6 +2,7 @@
 //! for pre-flight checks, with human or JSON output.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -9,12 +10,14 @@ use clap::Args;
 use crate::cli::Output;
 use crate::exit;
 use crate::names;
-use crate::topology::parse_server_addr;
+use crate::steps::partner;
+use crate::topology::{self, parse_server_addr};
 use crate::xmpp::probe::{self, ProbeOptions, Report};
 use crate::xmpp::srv::DirectLookup;
 use crate::xmpp::{DEFAULT_PARTNER, Timeouts};
 
-/// `probe DOMAIN --dns-server ADDR` or `probe --host H [--port P] [--domain D]`.
+/// `probe DOMAIN --dns-server ADDR`, `probe --host H [--port P] [--domain D]`
+/// or `probe -t FILE [--pool POOL]`.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes: 0 a partner's server could federate; 1 a check failed; 2 usage error.\n\nThe system resolver is never used: name lookups go only to --dns-server addresses."
@@ -24,6 +27,15 @@ pub struct ProbeArgs {
     /// as a partner's server would. Needs --dns-server.
     #[arg(value_name = "DOMAIN")]
     pub target: Option<String>,
+    /// Probe the XMPP domain of this topology file through its authoritative
+    /// DNS servers, with its timeouts and certificate policy (flags given
+    /// here take precedence).
+    #[arg(short = 't', long = "topology", value_name = "FILE", conflicts_with_all = ["target", "host"])]
+    pub topology: Option<PathBuf>,
+    /// With --topology: the pool partners must reach (EdgePool2); SRV or A
+    /// records pointing at another pool are reported as split brain.
+    #[arg(long, value_name = "POOL", requires = "topology")]
+    pub pool: Option<String>,
     /// A DNS server to ask directly, "address" or "address:port"; repeatable.
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_servers: Vec<String>,
@@ -44,18 +56,18 @@ pub struct ProbeArgs {
     /// Accept a self-signed or private-CA certificate chain (reported as such).
     #[arg(long)]
     pub accept_untrusted_cert: bool,
-    /// TCP connect timeout; past it the port counts as filtered.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
-    pub connect_timeout: Duration,
-    /// How long the server may stay silent after the stream header.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
-    pub first_byte_timeout: Duration,
-    /// The longest the whole exchange may take (connect to TLS and back).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
-    pub exchange_timeout: Duration,
-    /// How long each DNS server may take to answer.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
-    pub dns_timeout: Duration,
+    /// TCP connect timeout; past it the port counts as filtered [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// How long the server may stay silent after the stream header [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub first_byte_timeout: Option<Duration>,
+    /// The longest the whole exchange may take, connect to TLS [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub exchange_timeout: Option<Duration>,
+    /// How long each DNS server may take to answer [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    pub dns_timeout: Option<Duration>,
     /// human: one line per finding; json: one JSON object (the report).
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,
@@ -81,19 +93,98 @@ fn usage(message: impl std::fmt::Display) -> i32 {
     exit::USAGE
 }
 
+fn timeouts(args: &ProbeArgs, base: Timeouts) -> Timeouts {
+    Timeouts {
+        connect: args.connect_timeout.unwrap_or(base.connect),
+        first_byte: args.first_byte_timeout.unwrap_or(base.first_byte),
+        exchange: args.exchange_timeout.unwrap_or(base.exchange),
+    }
+}
+
+fn parse_servers(args: &ProbeArgs) -> Result<Vec<SocketAddr>, String> {
+    args.dns_servers
+        .iter()
+        .map(|s| {
+            parse_server_addr(s, 53)
+                .map_err(|why| format!("--dns-server '{}': {why}", names::printable(s)))
+        })
+        .collect()
+}
+
+/// `probe -t FILE [--pool POOL]`: the topology's domain, DNS and policy.
+async fn run_topology(args: &ProbeArgs, path: &Path) -> i32 {
+    let loaded = match topology::load(path) {
+        Ok(l) => l,
+        Err(e) => return usage(e),
+    };
+    let t = &loaded.topology;
+    let pool = match &args.pool {
+        Some(name) => match t.pool(name) {
+            Some(p) => Some(p.pool),
+            None => {
+                let known: Vec<&str> = t.pools().map(|p| p.pool.name.as_str()).collect();
+                return usage(format!(
+                    "no pool named '{}' in the topology (pools: {})",
+                    names::printable(name),
+                    known.join(", ")
+                ));
+            }
+        },
+        None => None,
+    };
+    let mut opts = partner::options(t);
+    opts.timeouts = timeouts(args, opts.timeouts);
+    if args.accept_untrusted_cert {
+        opts.accept_untrusted = true;
+        opts.accept_flag = "--accept-untrusted-cert";
+    }
+    if args.partner_name != DEFAULT_PARTNER {
+        opts.partner = args.partner_name.clone();
+    }
+    let lookup = if args.dns_servers.is_empty() {
+        let mut l = partner::lookup(t);
+        if let Some(d) = args.dns_timeout {
+            l = DirectLookup::new(l.servers().to_vec(), d);
+        }
+        l
+    } else {
+        match parse_servers(args) {
+            Ok(servers) => DirectLookup::new(
+                servers,
+                args.dns_timeout
+                    .unwrap_or(Duration::from_secs(t.dns.timeout_secs)),
+            ),
+            Err(e) => return usage(e),
+        }
+    };
+    let report = match pool {
+        Some(pool) => partner::partner_report(t, pool, &lookup, &opts).await,
+        None => probe::probe_domain(&lookup, &opts).await,
+    };
+    print(&report, args.output);
+    if report.passed {
+        exit::OK
+    } else {
+        exit::STEP_FAILED
+    }
+}
+
 pub async fn run(args: ProbeArgs) -> i32 {
+    if let Err(why) = names::check_fqdn(&args.partner_name) {
+        return usage(format!(
+            "--partner-name '{}': {why}",
+            names::printable(&args.partner_name)
+        ));
+    }
+    if let Some(path) = args.topology.clone() {
+        return run_topology(&args, &path).await;
+    }
     let mut servers = Vec::new();
     for s in &args.dns_servers {
         match parse_server_addr(s, 53) {
             Ok(a) => servers.push(a),
             Err(why) => return usage(format!("--dns-server '{}': {why}", names::printable(s))),
         }
-    }
-    if let Err(why) = names::check_fqdn(&args.partner_name) {
-        return usage(format!(
-            "--partner-name '{}': {why}",
-            names::printable(&args.partner_name)
-        ));
     }
     let host_ip = args.host.as_deref().and_then(|h| h.parse::<IpAddr>().ok());
     let domain = match (&args.target, &args.domain, &args.host) {
@@ -108,7 +199,9 @@ pub async fn run(args: ProbeArgs) -> i32 {
             );
         }
         (None, None, None) => {
-            return usage("say what to probe: a DOMAIN (with --dns-server), or --host");
+            return usage(
+                "say what to probe: a DOMAIN (with --dns-server), --host, or a topology with -t",
+            );
         }
     };
     if let Err(why) = names::check_fqdn(&domain) {
@@ -135,15 +228,11 @@ pub async fn run(args: ProbeArgs) -> i32 {
     let opts = ProbeOptions {
         domain,
         partner: args.partner_name.clone(),
-        timeouts: Timeouts {
-            connect: args.connect_timeout,
-            first_byte: args.first_byte_timeout,
-            exchange: args.exchange_timeout,
-        },
+        timeouts: timeouts(&args, Timeouts::default()),
         accept_untrusted: args.accept_untrusted_cert,
         accept_flag: "--accept-untrusted-cert",
     };
-    let lookup = DirectLookup::new(servers, args.dns_timeout);
+    let lookup = DirectLookup::new(servers, args.dns_timeout.unwrap_or(Duration::from_secs(5)));
     let report = match plan {
         Plan::Domain => probe::probe_domain(&lookup, &opts).await,
         Plan::Addr(addr) => probe::probe_addr(addr, &addr.ip().to_string(), &opts).await,

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod not_yet;
+pub mod partner;
 pub mod port;
 mod route;
 mod services;

@@ -80,6 +80,8 @@ pub struct Report {
     pub dns_servers: Option<String>,
     /// The SRV records in the order partners try them.
     pub srv: Vec<SrvRecord>,
+    /// Why the SRV lookup failed (not: found no records).
+    pub srv_error: Option<String>,
     pub target: Option<Target>,
     pub addresses: Vec<IpAddr>,
     pub port: Option<PortProbe>,
@@ -98,6 +100,7 @@ impl Report {
             passed: true,
             dns_servers: None,
             srv: Vec::new(),
+            srv_error: None,
             target: None,
             addresses: Vec::new(),
             port: None,
@@ -132,9 +135,14 @@ impl Report {
             .collect()
     }
 
-    /// One line: the verdict and the first failure.
+    /// One line: the verdict and the failure that matters most (split
+    /// brain first, since it explains the others).
     pub fn summary(&self) -> String {
-        match self.failures().next() {
+        let worst = self
+            .failures()
+            .find(|f| f.check == "pool")
+            .or_else(|| self.failures().next());
+        match worst {
             None => format!(
                 "a partner's server can federate with {}{}",
                 self.domain,
@@ -214,6 +222,7 @@ pub async fn probe_domain(lookup: &dyn Lookup, opts: &ProbeOptions) -> Report {
             (opts.domain.clone(), 5269, false)
         }
         Err(e) => {
+            report.srv_error = Some(e.to_string());
             report.note("dns.srv", Status::Fail, format!("failed to {e}"));
             return report;
         }

@@ -126,6 +126,10 @@ impl DirectLookup {
         DirectLookup { servers, timeout }
     }
 
+    pub fn servers(&self) -> &[SocketAddr] {
+        &self.servers
+    }
+
     async fn query(
         &self,
         name: &str,

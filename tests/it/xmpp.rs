@@ -490,3 +490,193 @@ fn probe_usage_errors_exit_2() {
         .run()
         .code(2);
 }
+
+// --- the partner's-eye check with real DNS -----------------------------
+
+/// A BIND serving one zone on 127.0.0.1 and a free port, for the SRV and
+/// A lookups a partner makes. Killed by PID when dropped.
+struct AuthDns {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl AuthDns {
+    fn start(zone: &str, records: &str) -> AuthDns {
+        let named = crate::harness::need("named", "bind9");
+        let dir = tempfile::tempdir().expect("temp dir for named");
+        let port = crate::harness::prosody::free_port();
+        let root = dir.path().display().to_string();
+        let conf = format!(
+            r#"options {{
+  directory "{root}";
+  pid-file "{root}/named.pid";
+  listen-on port {port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  recursion no;
+  session-keyfile none;
+  dnssec-validation no;
+}};
+controls {{ }};
+zone "{zone}" {{ type primary; file "{root}/zone.db"; }};
+"#
+        );
+        let db = format!(
+            "$TTL 300\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n@ IN NS ns1.{zone}.\nns1 IN A 127.0.0.1\n{records}"
+        );
+        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
+        std::fs::write(dir.path().join("zone.db"), db).expect("zone file");
+        let log = std::fs::File::create(dir.path().join("named.log")).expect("log");
+        let child = std::process::Command::new(named)
+            .arg("-g")
+            .arg("-c")
+            .arg(dir.path().join("named.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start named");
+        let mut dns = AuthDns {
+            child,
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = dns.child.try_wait() {
+                panic!("named exited ({status}):\n{}", dns.log());
+            }
+            if TcpStream::connect_timeout(&dns.addr, Duration::from_millis(200)).is_ok()
+                && dns.log().contains("all zones loaded")
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "named did not start:\n{}",
+                dns.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        dns
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AuthDns {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- named.log\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SRV records for both pools (EdgePool2 preferred when `prefer_new`) at
+/// Prosody's port; EdgePool1's target at its address 127.0.0.250,
+/// EdgePool2's at `new_a`.
+fn federation_zone(port: u16, prefer_new: bool, new_a: &str) -> String {
+    let (p1, p2) = if prefer_new { (20, 10) } else { (10, 20) };
+    format!(
+        "_xmpp-server._tcp IN SRV {p1} 0 {port} edgepool1-xmpp.contoso.com.\n\
+         _xmpp-server._tcp IN SRV {p2} 0 {port} edgepool2-xmpp.contoso.com.\n\
+         edgepool1-xmpp IN A 127.0.0.250\n\
+         edgepool2-xmpp IN A {new_a}\n"
+    )
+}
+
+#[test]
+fn partner_check_reaches_the_new_pool_over_tls() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), true, "127.0.0.1"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = topology(
+        dir.path(),
+        p.addr.port(),
+        &[Ipv4Addr::LOCALHOST],
+        dns.addr,
+        "  accept_untrusted_cert: true\n  partner_name: partner.example.net",
+    );
+    let t = t.display().to_string();
+    let out = probe(&["-t", &t, "--pool", "EdgePool2", "--output", "json"])
+        .run()
+        .code(0);
+    let r = json(&out);
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["partner"], "partner.example.net", "{r:#}");
+    assert_eq!(r["srv"][0]["target"], "edgepool2-xmpp.contoso.com", "{r:#}");
+    assert_eq!(r["target"]["via_srv"], true, "{r:#}");
+    assert_eq!(r["tls"]["covers_domain"], true, "{r:#}");
+    let pool = finding(&r, "pool");
+    assert_eq!(pool[0]["status"], "pass", "{r:#}");
+
+    // The same through DOMAIN --dns-server, in human form.
+    let dns_addr = dns.addr.to_string();
+    probe(&[
+        "contoso.com",
+        "--dns-server",
+        &dns_addr,
+        "--accept-untrusted-cert",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("partners try edgepool2-xmpp.contoso.com:")
+    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+    .stdout_has("cover contoso.com");
+}
+
+#[test]
+fn partner_check_names_split_brain() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    // SRV still prefers the old pool, whose A record is the old address.
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), false, "127.0.0.1"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = topology(
+        dir.path(),
+        p.addr.port(),
+        &[Ipv4Addr::LOCALHOST],
+        dns.addr,
+        "  accept_untrusted_cert: true",
+    );
+    let t = t.display().to_string();
+    probe(&["-t", &t, "--pool", "EdgePool2"])
+        .run()
+        .code(1)
+        .stdout_has("split brain: partners go first to edgepool1-xmpp.contoso.com (EdgePool1), not to EdgePool2's edgepool2-xmpp.contoso.com")
+        .stdout_has("priority 20 weight 0 port")
+        .stdout_has("target edgepool2-xmpp.contoso.com -> EdgePool2")
+        .stdout_has("FAIL: a partner's server cannot federate with contoso.com: split brain");
+    drop(dns);
+
+    // SRV moved, but the new target's A record still carries the old
+    // pool's address.
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), true, "127.0.0.250"),
+    );
+    let t = topology(
+        dir.path(),
+        p.addr.port(),
+        &[Ipv4Addr::LOCALHOST],
+        dns.addr,
+        "  accept_untrusted_cert: true",
+    );
+    let t = t.display().to_string();
+    probe(&["-t", &t, "--pool", "EdgePool2"])
+        .run()
+        .code(1)
+        .stdout_has("ok   pool       partners' first choice edgepool2-xmpp.contoso.com is EdgePool2's SRV target")
+        .stdout_has("FAIL pool       split brain: edgepool2-xmpp.contoso.com A points at 127.0.0.250 (edge1.contoso.com of EdgePool1), not at an external address of EdgePool2");
+}
