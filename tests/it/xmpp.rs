@@ -631,6 +631,24 @@ fn partner_check_reaches_the_new_pool_over_tls() {
     .stdout_has("partners try edgepool2-xmpp.contoso.com:")
     .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
     .stdout_has("cover contoso.com");
+
+    // --host by name: its address from the given DNS server, no SRV.
+    let port = p.addr.port().to_string();
+    probe(&[
+        "--host",
+        "edgepool2-xmpp.contoso.com",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+        "--dns-server",
+        &dns_addr,
+        "--accept-untrusted-cert",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+    .stdout_has(&format!("127.0.0.1:{port}: open"));
 }
 
 #[test]
@@ -679,4 +697,41 @@ fn partner_check_names_split_brain() {
         .code(1)
         .stdout_has("ok   pool       partners' first choice edgepool2-xmpp.contoso.com is EdgePool2's SRV target")
         .stdout_has("FAIL pool       split brain: edgepool2-xmpp.contoso.com A points at 127.0.0.250 (edge1.contoso.com of EdgePool1), not at an external address of EdgePool2");
+}
+
+#[test]
+fn step6_unreachable_host_blocks_inside_a_private_network_namespace() {
+    // A network namespace of our own: only loopback, and a route that
+    // answers "unreachable" for the Edge's documentation address, so no
+    // packet leaves this test.
+    let unshare = crate::harness::need("unshare", "util-linux");
+    let ip = crate::harness::need("ip", "iproute2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = Ipv4Addr::new(192, 0, 2, 20);
+    let t = topology(dir.path(), 5269, &[edge], no_dns(), "");
+    // $0: edgefail, $1: the topology, $2: ip.
+    let mut script = String::from(
+        "\"$2\" link set lo up && \"$2\" route add unreachable 192.0.2.0/24 && exec \"$0\" failover --dry-run -t \"$1\" --from EdgePool1 --to EdgePool2",
+    );
+    for s in SKIP_ALL_BUT_PORT {
+        script.push(' ');
+        script.push_str(s);
+    }
+    let out = std::process::Command::new(unshare)
+        .args(["--net", "sh", "-c", &script])
+        .arg(crate::harness::edgefail_bin())
+        .arg(&t)
+        .arg(ip)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run edgefail in a network namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("192.0.2.20:5269: unreachable (no route to host")
+            && stdout.contains("not reachable on 1 of 1 Edge server(s)"),
+        "{stdout}\n{stderr}"
+    );
 }
