@@ -47,7 +47,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 5269, requires = "host", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// The XMPP domain for the stream's `to`, TLS SNI and the certificate
-    /// check with --host [default: DOMAIN, else HOST when it is a name].
+    /// check with --host [default: HOST when it is a name].
     #[arg(long, value_name = "DOMAIN", requires = "host")]
     pub domain: Option<String>,
     /// The `from` of the stream, as a partner's domain.

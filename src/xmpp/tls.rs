@@ -55,9 +55,9 @@ pub struct CertReport {
     pub chain_length: usize,
 }
 
-/// Records nothing and trusts everything during the handshake, but still
-/// checks the handshake signatures: the certificate is judged afterwards, so
-/// an untrusted one can be described instead of just refused.
+/// Lets any certificate through the handshake (the handshake signatures are
+/// still checked against it) and leaves the verdict to `judge`, so that an
+/// untrusted certificate can be described instead of just refused.
 #[derive(Debug)]
 struct JudgeLater(Arc<CryptoProvider>);
 
@@ -158,7 +158,7 @@ where
         .and_then(|c| c.suite().as_str())
         .unwrap_or("unknown")
         .to_string();
-    let report = judge(certs, &name, provider, &webpki_roots())?;
+    let report = judge(certs, &name, provider, &webpki_roots(), peer)?;
     Ok((
         tls,
         CertReport {
@@ -181,14 +181,12 @@ fn judge(
     name: &ServerName<'static>,
     provider: Arc<CryptoProvider>,
     roots: &RootCertStore,
+    peer: &str,
 ) -> Result<CertReport, TlsError> {
-    let (leaf, intermediates) = match certs.split_first() {
-        Some(split) => split,
-        None => {
-            return Err(TlsError::NoCertificate {
-                peer: String::new(),
-            });
-        }
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        return Err(TlsError::NoCertificate {
+            peer: peer.to_string(),
+        });
     };
     let (dns_names, covers_domain) = match webpki::EndEntityCert::try_from(leaf) {
         Ok(ee) => (
