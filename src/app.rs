@@ -42,6 +42,7 @@ pub async fn run(cli: Cli) -> i32 {
         }
         Command::History(args) => history(args),
         Command::Unlock(args) => unlock(args),
+        Command::Probe(args) => crate::probe_cmd::run(args).await,
     }
 }
 

@@ -43,6 +43,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Clear the lock record a crashed run left behind.
     Unlock(UnlockArgs),
+    /// Check an XMPP domain or address as a federating partner's server would.
+    Probe(crate::probe_cmd::ProbeArgs),
 }
 
 #[derive(Debug, Args)]

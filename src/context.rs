@@ -163,5 +163,9 @@ pub fn title(ctx: &Ctx, id: StepId) -> String {
             "Start the Lync services on every Edge server of {}",
             to.pool.name
         ),
+        StepId::FederationCheck => format!(
+            "Check what a federating partner sees of {} (SRV, port, STARTTLS, certificate)",
+            x.domain
+        ),
     }
 }

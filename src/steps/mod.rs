@@ -4,7 +4,8 @@
 
 mod deploy;
 mod dns;
-mod not_yet;
+pub mod partner;
+pub mod port;
 mod route;
 mod services;
 
@@ -37,10 +38,12 @@ pub enum StepId {
     PortCheck,
     #[serde(rename = "services.start")]
     ServicesStart,
+    #[serde(rename = "federation.check")]
+    FederationCheck,
 }
 
 impl StepId {
-    pub const ALL: [StepId; 7] = [
+    pub const ALL: [StepId; 8] = [
         StepId::PoolDeployed,
         StepId::ServicesStop,
         StepId::RouteSet,
@@ -48,6 +51,7 @@ impl StepId {
         StepId::DnsSrv,
         StepId::PortCheck,
         StepId::ServicesStart,
+        StepId::FederationCheck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,10 +63,12 @@ impl StepId {
             StepId::DnsSrv => "dns.srv",
             StepId::PortCheck => "port.check",
             StepId::ServicesStart => "services.start",
+            StepId::FederationCheck => "federation.check",
         }
     }
 
-    /// The step's number in the documented runbook (1 to 7).
+    /// The step's number: 1 to 7 as in the documented runbook, 8 for the
+    /// closing partner's-eye check.
     pub fn number(self) -> usize {
         StepId::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
     }
@@ -217,11 +223,9 @@ pub fn runbook() -> Vec<Box<dyn Step>> {
         Box::new(route::Route),
         Box::new(dns::DnsA),
         Box::new(dns::DnsSrv),
-        Box::new(not_yet::NotYet::new(
-            StepId::PortCheck,
-            "#4 (port 5269 probe)",
-        )),
+        Box::new(port::PortCheck),
         Box::new(services::Services::start()),
+        Box::new(partner::PartnerCheck),
     ]
 }
 

@@ -46,6 +46,20 @@ pub struct Xmpp {
     /// The `from` name the partner's-eye check presents.
     #[serde(default)]
     pub partner_name: Option<String>,
+    /// How long a TCP connect to port 5269 may take before the port counts
+    /// as filtered (Linux alone would wait about 127 s).
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long a server may stay silent after the partner's stream header.
+    #[serde(default = "default_first_byte_timeout_ms")]
+    pub first_byte_timeout_ms: u64,
+    /// The longest one whole partner's-eye exchange may take.
+    #[serde(default = "default_exchange_timeout_ms")]
+    pub exchange_timeout_ms: u64,
+    /// Accept a certificate chain no public CA vouches for (self-signed, a
+    /// private CA): the check then says so instead of failing.
+    #[serde(default)]
+    pub accept_untrusted_cert: bool,
 }
 
 impl Xmpp {
@@ -278,6 +292,15 @@ pub struct Server {
 
 fn default_xmpp_port() -> u16 {
     5269
+}
+fn default_connect_timeout_ms() -> u64 {
+    5000
+}
+fn default_first_byte_timeout_ms() -> u64 {
+    10_000
+}
+fn default_exchange_timeout_ms() -> u64 {
+    30_000
 }
 fn default_ttl() -> u32 {
     300

@@ -103,6 +103,15 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
             "port 0 is not a port (XMPP server-to-server uses 5269)",
         );
     }
+    for (field, ms) in [
+        ("xmpp.connect_timeout_ms", t.xmpp.connect_timeout_ms),
+        ("xmpp.first_byte_timeout_ms", t.xmpp.first_byte_timeout_ms),
+        ("xmpp.exchange_timeout_ms", t.xmpp.exchange_timeout_ms),
+    ] {
+        if ms == 0 {
+            c.error(field, "a timeout of 0 ms would fail every connection");
+        }
+    }
     if t.xmpp.ttl > i32::MAX as u32 {
         c.error("xmpp.ttl", "a TTL is at most 2147483647 seconds (RFC 2181)");
     }

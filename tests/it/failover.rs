@@ -125,7 +125,7 @@ fn json_output_is_one_event_per_line_with_step_ids() {
     assert_eq!(events.first().unwrap()["type"], "run_started");
     assert_eq!(
         events.first().unwrap()["steps"].as_array().unwrap().len(),
-        7
+        8
     );
     let last = events.last().unwrap();
     assert_eq!(last["type"], "run_finished");
@@ -162,9 +162,11 @@ fn json_output_is_one_event_per_line_with_step_ids() {
             "dns.a",
             "dns.srv",
             "port.check",
+            "federation.check",
             "dns.a",
             "dns.srv",
-            "port.check"
+            "port.check",
+            "federation.check"
         ]
     );
     // Parse the events with the library's own types too.

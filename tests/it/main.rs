@@ -7,3 +7,4 @@ mod harness;
 mod resume;
 mod ssh;
 mod validate;
+mod xmpp;

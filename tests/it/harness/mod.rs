@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bind;
+pub mod prosody;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

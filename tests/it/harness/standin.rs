@@ -333,12 +333,15 @@ pub struct SshTarget {
     pub extra: String,
 }
 
-/// The steps that need components other than the stand-in (DNS, port probe).
-pub const SKIP_NON_LYNC: [&str; 6] = [
+/// The steps that need components other than the stand-in (DNS, port
+/// probe, an XMPP server for the partner's-eye check).
+pub const SKIP_NON_LYNC: [&str; 8] = [
     "--skip",
     "dns.a",
     "--skip",
     "dns.srv",
     "--skip",
     "port.check",
+    "--skip",
+    "federation.check",
 ];

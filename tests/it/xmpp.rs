@@ -1,0 +1,739 @@
+//! Port 5269 and the partner's-eye check: step 6 through `failover`, and
+//! `probe` against a real Prosody, a silent listener, a full backlog and a
+//! server that answers with something else than XML.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::harness::Run;
+
+/// A port on `ip` where nothing listens (bound, then released).
+fn closed_port(ip: Ipv4Addr) -> u16 {
+    let l = TcpListener::bind((ip, 0)).expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A listener whose accept queue is full: further SYNs are dropped, as a
+/// firewall's drop rule would, so a connect can only time out.
+pub struct FullBacklog {
+    pub addr: SocketAddr,
+    _listener: socket2::Socket,
+    _queued: Vec<TcpStream>,
+}
+
+impl FullBacklog {
+    pub fn new(ip: Ipv4Addr, port: u16) -> FullBacklog {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let addr = SocketAddr::from((ip, port));
+        socket.bind(&addr.into()).expect("bind");
+        socket.listen(0).expect("listen");
+        let addr = socket
+            .local_addr()
+            .expect("local addr")
+            .as_socket()
+            .expect("inet");
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(s) => queued.push(s),
+                Err(_) => break,
+            }
+        }
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_err(),
+            "the backlog of {addr} did not fill after {} connections",
+            queued.len()
+        );
+        FullBacklog {
+            addr,
+            _listener: socket,
+            _queued: queued,
+        }
+    }
+}
+
+/// A topology whose target pool's Edge servers have the given external
+/// addresses, the XMPP port `port`, and DNS answered at `dns`.
+pub fn topology(
+    dir: &Path,
+    port: u16,
+    edges: &[Ipv4Addr],
+    dns: SocketAddr,
+    extra_xmpp: &str,
+) -> PathBuf {
+    let mut servers = String::new();
+    for (i, ip) in edges.iter().enumerate() {
+        servers.push_str(&format!(
+            "          - fqdn: edge2-{i}.contoso.com\n            external_ipv4: {ip}\n            transport: {{ type: local, program: pwsh }}\n"
+        ));
+    }
+    let text = format!(
+        r#"version: 1
+xmpp:
+  domain: contoso.com
+  a_record: xmpp.contoso.com
+  port: {port}
+  connect_timeout_ms: 1000
+  first_byte_timeout_ms: 2000
+  exchange_timeout_ms: 10000
+{extra_xmpp}
+dns:
+  zone: contoso.com
+  mode: manual
+  authoritative: ["{dns}"]
+  timeout_secs: 2
+management:
+  transport: {{ type: local, program: pwsh }}
+timeouts: {{ verify_secs: 5, poll_ms: 100 }}
+sites:
+  - name: Site1
+    pools:
+      - name: EdgePool1
+        fqdn: edgepool1.contoso.com
+        version: lync2013
+        srv_priority: 10
+        srv_target: edgepool1-xmpp.contoso.com
+        servers:
+          - fqdn: edge1.contoso.com
+            external_ipv4: 127.0.0.250
+            transport: {{ type: local, program: pwsh }}
+  - name: Site2
+    pools:
+      - name: EdgePool2
+        fqdn: edgepool2.contoso.com
+        version: lync2013
+        srv_priority: 20
+        srv_target: edgepool2-xmpp.contoso.com
+        servers:
+{servers}"#
+    );
+    let path = dir.join("topology.yaml");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write topology");
+    path
+}
+
+const SKIP_ALL_BUT_PORT: [&str; 14] = [
+    "--skip",
+    "pool.deployed",
+    "--skip",
+    "services.stop",
+    "--skip",
+    "route.set",
+    "--skip",
+    "dns.a",
+    "--skip",
+    "dns.srv",
+    "--skip",
+    "services.start",
+    "--skip",
+    "federation.check",
+];
+
+fn step6(topology: &Path) -> Run {
+    let mut args = vec![
+        // Per-server lines show on success only when verbose.
+        "-v".to_string(),
+        "failover".to_string(),
+        "--dry-run".into(),
+        "-t".into(),
+        topology.display().to_string(),
+        "--from".into(),
+        "EdgePool1".into(),
+        "--to".into(),
+        "EdgePool2".into(),
+    ];
+    args.extend(SKIP_ALL_BUT_PORT.iter().map(|s| s.to_string()));
+    Run::new(args)
+}
+
+fn no_dns() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], closed_port(Ipv4Addr::LOCALHOST)))
+}
+
+#[test]
+fn step6_closed_ports_pass_before_the_services_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Ipv4Addr::new(127, 0, 0, 21);
+    let b = Ipv4Addr::new(127, 0, 0, 22);
+    // The same port on both addresses, free on both.
+    let port = closed_port(a);
+    let t = topology(dir.path(), port, &[a, b], no_dns(), "");
+    let out = step6(&t)
+        .run()
+        .code(0)
+        .stdout_has("reachable on all 2 Edge server(s) of EdgePool2 (2 closed, 0 open)")
+        .stdout_has(&format!("127.0.0.21:{port}: closed"))
+        .stdout_has("nothing listens yet, as expected before step 7");
+    assert!(out.stdout.contains(&format!("127.0.0.22:{port}: closed")));
+}
+
+#[test]
+fn step6_json_lists_each_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ip = Ipv4Addr::new(127, 0, 0, 23);
+    let listener = TcpListener::bind((ip, 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let t = topology(dir.path(), port, &[ip], no_dns(), "");
+    let out = Run::new(
+        std::iter::once("failover".to_string())
+            .chain(["--dry-run", "--output", "json", "-t"].map(String::from))
+            .chain([t.display().to_string()])
+            .chain(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from))
+            .chain(SKIP_ALL_BUT_PORT.iter().map(|s| s.to_string())),
+    )
+    .run()
+    .code(0);
+    let check = out
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "phase_finished" && e["step"] == "port.check")
+        .expect("a port.check event");
+    assert_eq!(check["outcome"], "already_done", "{check}");
+    let details = check["details"].as_array().expect("details");
+    assert!(
+        details[0]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("127.0.0.23:{port}: open"))),
+        "{check}"
+    );
+    drop(listener);
+}
+
+#[test]
+fn step6_filtered_port_blocks_with_a_firewall_hint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ip = Ipv4Addr::new(127, 0, 0, 24);
+    let full = FullBacklog::new(ip, 0);
+    let t = topology(dir.path(), full.addr.port(), &[ip], no_dns(), "");
+    step6(&t)
+        .run()
+        .code(1)
+        .stdout_has("not reachable on 1 of 1 Edge server(s) of EdgePool2")
+        .stdout_has("filtered (no answer in 1.")
+        .stdout_has("a firewall drops the connection")
+        .stdout_has("hint: allow TCP");
+}
+
+// --- probe through the binary -------------------------------------------
+
+use crate::harness::prosody::Prosody;
+
+fn probe(args: &[&str]) -> Run {
+    let mut all = vec![
+        "probe",
+        "--connect-timeout",
+        "1s",
+        "--first-byte-timeout",
+        "1s",
+        "--exchange-timeout",
+        "10s",
+    ];
+    all.extend_from_slice(args);
+    Run::new(all)
+}
+
+fn json(out: &crate::harness::Outcome) -> serde_json::Value {
+    serde_json::from_str(out.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "probe --output json printed no JSON ({e})\n--- stdout\n{}\n--- stderr\n{}",
+            out.stdout, out.stderr
+        )
+    })
+}
+
+fn finding<'a>(report: &'a serde_json::Value, check: &str) -> Vec<&'a serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == check)
+        .collect()
+}
+
+#[test]
+fn probe_full_handshake_with_a_certificate_naming_the_domain() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    let out = probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+        "--accept-untrusted-cert",
+        "--output",
+        "json",
+    ])
+    .run()
+    .code(0);
+    let r = json(&out);
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["header"]["from"], "contoso.com", "{r:#}");
+    assert_eq!(r["features"]["starttls"], true, "{r:#}");
+    assert_eq!(r["features"]["starttls_required"], true, "{r:#}");
+    assert_eq!(r["features"]["dialback"], true, "{r:#}");
+    assert_eq!(r["tls"]["covers_domain"], true, "{r:#}");
+    assert_eq!(r["tls"]["chain"], "untrusted", "{r:#}");
+    assert!(
+        r["tls"]["dns_names"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n == "contoso.com")),
+        "{r:#}"
+    );
+    let chain = finding(&r, "cert.chain");
+    assert_eq!(chain[0]["status"], "warn", "{r:#}");
+    assert!(
+        chain[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("accepted because of --accept-untrusted-cert")),
+        "{r:#}"
+    );
+    assert_eq!(finding(&r, "tls.stream").len(), 2, "{r:#}");
+
+    // Human output says the same, and names the accepted risk.
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+        "--accept-untrusted-cert",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("starttls (required), dialback")
+    .stdout_has("cover contoso.com")
+    .stdout_has("the chain is NOT trusted")
+    .stdout_has("PASS: a partner's server can federate with contoso.com");
+}
+
+#[test]
+fn probe_untrusted_chain_fails_without_the_flag() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("ok   cert.name")
+    .stdout_has("FAIL cert.chain the chain is not trusted")
+    .stdout_has("use --accept-untrusted-cert");
+}
+
+#[test]
+fn probe_reports_a_certificate_without_the_domain() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    let out = probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "fabrikam.com",
+        "--accept-untrusted-cert",
+        "--output",
+        "json",
+    ])
+    .run()
+    .code(1);
+    let r = json(&out);
+    assert_eq!(r["tls"]["covers_domain"], false, "{r:#}");
+    let name = finding(&r, "cert.name");
+    assert_eq!(name[0]["status"], "fail", "{r:#}");
+    assert!(
+        name[0]["text"]
+            .as_str()
+            .is_some_and(|t| t
+                .contains("the certificate names (edge.fabrikam.net) do not cover fabrikam.com")),
+        "{r:#}"
+    );
+}
+
+#[test]
+fn probe_wrong_domain_gets_host_unknown() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let port = p.addr.port().to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "nothere.example",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("answered a stream header from nothere.example")
+    .stdout_has("it sent the stream error <host-unknown>");
+}
+
+#[test]
+fn probe_nothing_listening_is_closed() {
+    let port = closed_port(Ipv4Addr::LOCALHOST).to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has(&format!("127.0.0.1:{port}: closed (refused after"))
+    .stdout_has("nothing listens");
+}
+
+#[test]
+fn probe_filtered_port_times_out_on_connect() {
+    let full = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 31), 0);
+    let port = full.addr.port().to_string();
+    probe(&[
+        "--host",
+        "127.0.0.31",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("filtered (no answer in 1.")
+    .stdout_has("a firewall drops the connection");
+}
+
+/// A listener on 127.0.0.1 that accepts one connection and hands it to `serve`.
+fn one_shot(serve: impl FnOnce(TcpStream) + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        if let Ok((conn, _)) = listener.accept() {
+            serve(conn);
+        }
+    });
+    port
+}
+
+#[test]
+fn probe_silent_server_hits_the_first_byte_timeout() {
+    let port = one_shot(|conn| {
+        std::thread::sleep(Duration::from_secs(5));
+        drop(conn);
+    })
+    .to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("open (accepted")
+    .stdout_has(
+        "within 1000 ms of sending the stream header: it accepted the connection and said nothing",
+    );
+}
+
+#[test]
+fn probe_non_xml_answer_is_quoted() {
+    let port = one_shot(|mut conn| {
+        let mut buf = [0u8; 512];
+        let _ = std::io::Read::read(&mut conn, &mut buf);
+        let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        std::thread::sleep(Duration::from_secs(3));
+    })
+    .to_string();
+    probe(&[
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+    ])
+    .run()
+    .code(1)
+    .stdout_has("it answered \"HTTP/1.1 400 Bad Request\\r\\n")
+    .stdout_has("which is not an XMPP stream");
+}
+
+#[test]
+fn probe_usage_errors_exit_2() {
+    probe(&["contoso.com"])
+        .run()
+        .code(2)
+        .stderr_has("never uses the system resolver");
+    probe(&["--host", "127.0.0.1"])
+        .run()
+        .code(2)
+        .stderr_has("--domain");
+    probe(&["--host", "127.0.0.1", "--domain", "not a domain"])
+        .run()
+        .code(2);
+}
+
+// --- the partner's-eye check with real DNS -----------------------------
+
+/// A BIND serving one zone on 127.0.0.1 and a free port, for the SRV and
+/// A lookups a partner makes. Killed by PID when dropped.
+struct AuthDns {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+}
+
+impl AuthDns {
+    fn start(zone: &str, records: &str) -> AuthDns {
+        let named = crate::harness::need("named", "bind9");
+        let dir = tempfile::tempdir().expect("temp dir for named");
+        let port = crate::harness::prosody::free_port();
+        let root = dir.path().display().to_string();
+        let conf = format!(
+            r#"options {{
+  directory "{root}";
+  pid-file "{root}/named.pid";
+  listen-on port {port} {{ 127.0.0.1; }};
+  listen-on-v6 {{ none; }};
+  recursion no;
+  session-keyfile none;
+  dnssec-validation no;
+}};
+controls {{ }};
+zone "{zone}" {{ type primary; file "{root}/zone.db"; }};
+"#
+        );
+        let db = format!(
+            "$TTL 300\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n@ IN NS ns1.{zone}.\nns1 IN A 127.0.0.1\n{records}"
+        );
+        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
+        std::fs::write(dir.path().join("zone.db"), db).expect("zone file");
+        let log = std::fs::File::create(dir.path().join("named.log")).expect("log");
+        let child = std::process::Command::new(named)
+            .arg("-g")
+            .arg("-c")
+            .arg(dir.path().join("named.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start named");
+        let mut dns = AuthDns {
+            child,
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = dns.child.try_wait() {
+                panic!("named exited ({status}):\n{}", dns.log());
+            }
+            if TcpStream::connect_timeout(&dns.addr, Duration::from_millis(200)).is_ok()
+                && dns.log().contains("all zones loaded")
+            {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "named did not start:\n{}",
+                dns.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        dns
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for AuthDns {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- named.log\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SRV records for both pools (EdgePool2 preferred when `prefer_new`) at
+/// Prosody's port; EdgePool1's target at its address 127.0.0.250,
+/// EdgePool2's at `new_a`.
+fn federation_zone(port: u16, prefer_new: bool, new_a: &str) -> String {
+    let (p1, p2) = if prefer_new { (20, 10) } else { (10, 20) };
+    format!(
+        "_xmpp-server._tcp IN SRV {p1} 0 {port} edgepool1-xmpp.contoso.com.\n\
+         _xmpp-server._tcp IN SRV {p2} 0 {port} edgepool2-xmpp.contoso.com.\n\
+         edgepool1-xmpp IN A 127.0.0.250\n\
+         edgepool2-xmpp IN A {new_a}\n"
+    )
+}
+
+#[test]
+fn partner_check_reaches_the_new_pool_over_tls() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), true, "127.0.0.1"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = topology(
+        dir.path(),
+        p.addr.port(),
+        &[Ipv4Addr::LOCALHOST],
+        dns.addr,
+        "  accept_untrusted_cert: true\n  partner_name: partner.example.net",
+    );
+    let t = t.display().to_string();
+    let out = probe(&["-t", &t, "--pool", "EdgePool2", "--output", "json"])
+        .run()
+        .code(0);
+    let r = json(&out);
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert_eq!(r["partner"], "partner.example.net", "{r:#}");
+    assert_eq!(r["srv"][0]["target"], "edgepool2-xmpp.contoso.com", "{r:#}");
+    assert_eq!(r["target"]["via_srv"], true, "{r:#}");
+    assert_eq!(r["tls"]["covers_domain"], true, "{r:#}");
+    let pool = finding(&r, "pool");
+    assert_eq!(pool[0]["status"], "pass", "{r:#}");
+
+    // The same through DOMAIN --dns-server, in human form.
+    let dns_addr = dns.addr.to_string();
+    probe(&[
+        "contoso.com",
+        "--dns-server",
+        &dns_addr,
+        "--accept-untrusted-cert",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("partners try edgepool2-xmpp.contoso.com:")
+    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+    .stdout_has("cover contoso.com");
+
+    // --host by name: its address from the given DNS server, no SRV.
+    let port = p.addr.port().to_string();
+    probe(&[
+        "--host",
+        "edgepool2-xmpp.contoso.com",
+        "--port",
+        &port,
+        "--domain",
+        "contoso.com",
+        "--dns-server",
+        &dns_addr,
+        "--accept-untrusted-cert",
+    ])
+    .run()
+    .code(0)
+    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+    .stdout_has(&format!("127.0.0.1:{port}: open"));
+}
+
+#[test]
+fn partner_check_names_split_brain() {
+    let p = Prosody::shared();
+    let _log = p.log_on_panic();
+    // SRV still prefers the old pool, whose A record is the old address.
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), false, "127.0.0.1"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = topology(
+        dir.path(),
+        p.addr.port(),
+        &[Ipv4Addr::LOCALHOST],
+        dns.addr,
+        "  accept_untrusted_cert: true",
+    );
+    let t = t.display().to_string();
+    probe(&["-t", &t, "--pool", "EdgePool2"])
+        .run()
+        .code(1)
+        .stdout_has("split brain: partners go first to edgepool1-xmpp.contoso.com (EdgePool1), not to EdgePool2's edgepool2-xmpp.contoso.com")
+        .stdout_has("priority 20 weight 0 port")
+        .stdout_has("target edgepool2-xmpp.contoso.com -> EdgePool2")
+        .stdout_has("FAIL: a partner's server cannot federate with contoso.com: split brain");
+    drop(dns);
+
+    // SRV moved, but the new target's A record still carries the old
+    // pool's address.
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), true, "127.0.0.250"),
+    );
+    let t = topology(
+        dir.path(),
+        p.addr.port(),
+        &[Ipv4Addr::LOCALHOST],
+        dns.addr,
+        "  accept_untrusted_cert: true",
+    );
+    let t = t.display().to_string();
+    probe(&["-t", &t, "--pool", "EdgePool2"])
+        .run()
+        .code(1)
+        .stdout_has("ok   pool       partners' first choice edgepool2-xmpp.contoso.com is EdgePool2's SRV target")
+        .stdout_has("FAIL pool       split brain: edgepool2-xmpp.contoso.com A points at 127.0.0.250 (edge1.contoso.com of EdgePool1), not at an external address of EdgePool2");
+}
+
+#[test]
+fn step6_unreachable_host_blocks_inside_a_private_network_namespace() {
+    // A network namespace of our own: only loopback, and a route that
+    // answers "unreachable" for the Edge's documentation address, so no
+    // packet leaves this test.
+    let unshare = crate::harness::need("unshare", "util-linux");
+    let ip = crate::harness::need("ip", "iproute2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let edge = Ipv4Addr::new(192, 0, 2, 20);
+    let t = topology(dir.path(), 5269, &[edge], no_dns(), "");
+    // $0: edgefail, $1: the topology, $2: ip.
+    let mut script = String::from(
+        "\"$2\" link set lo up && \"$2\" route add unreachable 192.0.2.0/24 && exec \"$0\" failover --dry-run -t \"$1\" --from EdgePool1 --to EdgePool2",
+    );
+    for s in SKIP_ALL_BUT_PORT {
+        script.push(' ');
+        script.push_str(s);
+    }
+    let out = std::process::Command::new(unshare)
+        .args(["--net", "sh", "-c", &script])
+        .arg(crate::harness::edgefail_bin())
+        .arg(&t)
+        .arg(ip)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run edgefail in a network namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("192.0.2.20:5269: unreachable (no route to host")
+            && stdout.contains("not reachable on 1 of 1 Edge server(s)"),
+        "{stdout}\n{stderr}"
+    );
+}
