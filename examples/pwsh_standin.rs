@@ -84,6 +84,9 @@ struct Fault {
     /// "fail", "hang", or "slow" (do the work, then take `ms` to return).
     action: String,
     ms: u64,
+    /// With "hang": keep hanging even once orphaned, to prove that edgefail
+    /// itself ends the commands it abandons.
+    outlive: bool,
     message: String,
     /// How many times it fires; None: every time.
     times: Option<u32>,
@@ -267,6 +270,9 @@ fn with_state(
             Ok(s)
         }
         Action::Hang => hang(),
+        Action::HangForever => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
     }
 }
 
@@ -294,6 +300,7 @@ fn hang() -> ! {
 enum Action {
     Print(String),
     Hang,
+    HangForever,
     /// Output after a pause, the change already made and the state unlocked.
     Slow(String, u64),
 }
@@ -407,6 +414,7 @@ fn execute(
             *n -= 1;
         }
         match fault.action.as_str() {
+            "hang" if fault.outlive => return Ok(Action::HangForever),
             "hang" => return Ok(Action::Hang),
             "slow" => slow = Some(fault.ms),
             _ => return Err(ps_error(cmdlet, fault.message.clone())),

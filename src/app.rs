@@ -227,7 +227,7 @@ fn watch_signals(cancel: Cancel, journal: Journal) {
                 continue;
             }
             let message = format!(
-                "abandoned at once by a second {name}; a command in flight may still complete on the far side; `edgefail failover --resume` re-checks every step"
+                "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
             );
             journal.append(&Event::RunFinished {
                 outcome: RunOutcome::Interrupted,
@@ -237,6 +237,7 @@ fn watch_signals(cancel: Cancel, journal: Journal) {
                 duration_ms: 0,
             });
             eprintln!("\n{message}");
+            crate::transport::end_in_flight();
             std::process::exit(exit::INTERRUPTED);
         }
     });

@@ -1,6 +1,5 @@
 //! `local`: PowerShell started on this machine.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,33 +37,18 @@ impl Transport for Local {
 
     async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
-            .args(script.args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // A Ctrl-C at the terminal goes to edgefail, which lets the command
-        // in flight finish; the child must not get it too.
-        #[cfg(unix)]
-        cmd.process_group(0);
-        let child = cmd.spawn().map_err(|source| TransportError::Spawn {
-            program: self.program.clone(),
-            hint: if source.kind() == std::io::ErrorKind::NotFound {
-                " (is PowerShell installed? set `program` in the topology's transport)"
-            } else {
-                ""
-            },
-            source,
-        })?;
-        match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_) => Err(TransportError::Timeout { after: timeout }),
-            Ok(Err(e)) => Err(TransportError::Other(format!("{}: {e}", self.program))),
-            Ok(Ok(out)) => Ok(Output {
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                code: out.status.code(),
-            }),
-        }
+        cmd.args(&self.args).args(script.args());
+        let out = super::run_command(
+            cmd,
+            &self.program,
+            " (is PowerShell installed? set `program` in the topology's transport)",
+            timeout,
+        )
+        .await?;
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+        })
     }
 }

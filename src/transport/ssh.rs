@@ -255,26 +255,14 @@ impl Transport for Ssh {
         let remote = self.remote_command(script)?;
         let control_path = self.control_path();
         let mut cmd = Command::new(&self.program);
-        cmd.args(self.options(control_path.as_deref()))
-            .arg(remote)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|source| TransportError::Spawn {
-            program: self.program.clone(),
-            hint: if source.kind() == std::io::ErrorKind::NotFound {
-                " (is the OpenSSH client installed? set `ssh_program` in the topology's transport)"
-            } else {
-                ""
-            },
-            source,
-        })?;
-        let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
-            Err(_) => return Err(TransportError::Timeout { after: timeout }),
-            Ok(Err(e)) => return Err(TransportError::Other(format!("{}: {e}", self.program))),
-            Ok(Ok(out)) => out,
-        };
+        cmd.args(self.options(control_path.as_deref())).arg(remote);
+        let out = super::run_command(
+            cmd,
+            &self.program,
+            " (is the OpenSSH client installed? set `ssh_program` in the topology's transport)",
+            timeout,
+        )
+        .await?;
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if out.status.code() == Some(SSH_FAILED) {
             return Err(self.failure(&stderr));

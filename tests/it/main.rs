@@ -2,6 +2,7 @@
 //! servers started by the harness.
 
 mod dns;
+mod e2e;
 mod failover;
 mod harness;
 mod resume;

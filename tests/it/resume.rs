@@ -236,7 +236,7 @@ fn sigint_during_step_7() {
 fn second_ctrl_c_abandons_at_once() {
     let estate = Estate::new(0);
     estate.add_fault(
-        json!({"host": "fe1.contoso.com", "cmdlet": "Set-CsSite", "action": "hang", "times": 1}),
+        json!({"host": "fe1.contoso.com", "cmdlet": "Set-CsSite", "action": "hang", "outlive": true, "times": 1}),
     );
     let topology = estate.topology();
     let child = failover(&estate, &topology, &[]).spawn();
@@ -253,6 +253,16 @@ fn second_ctrl_c_abandons_at_once() {
     child.signal("INT");
     let out = child.wait().code(130);
     assert!(out.stderr.contains("abandoned at once"), "{}", out.stderr);
+    // The hung local command was ended with the run, not left behind.
+    let state = estate.state.display().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while processes_mentioning(&state) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stand-in outlived the abandoned run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let last = finishes(&estate).pop().unwrap();
     assert_eq!(last["outcome"], "interrupted");
     assert!(last["message"].as_str().unwrap().contains("abandoned"));
@@ -541,4 +551,17 @@ fn unlock_clears_a_record_left_by_a_dead_run() {
         .code(0)
         .stdout_has("pid 999999999 on elsewhere by ops");
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), "");
+}
+
+/// How many processes have `needle` in their command line (looked up only;
+/// nothing is signalled by name).
+fn processes_mentioning(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .filter(|c| String::from_utf8_lossy(c).contains(needle))
+                .count()
+        })
+        .unwrap_or(0)
 }

@@ -24,14 +24,20 @@ fn zone_text() -> String {
 
 /// The test zone at `serial`, with the XMPP A record at `a`.
 fn zone_with(serial: u32, a: &str) -> String {
+    zone_for(serial, a, POOL1_IP, POOL2_IP)
+}
+
+/// The test zone with the pools' published addresses `p1` and `p2`; the XMPP
+/// A record is at `a`.
+fn zone_for(serial: u32, a: &str, p1: &str, p2: &str) -> String {
     format!(
         "$TTL 300\n\
          @ IN SOA ns1.contoso.com. hostmaster.contoso.com. {serial} 3600 600 86400 60\n\
          @ IN NS ns1.contoso.com.\n\
          ns1 IN A 127.0.0.1\n\
          xmpp 300 IN A {a}\n\
-         edgepool1-xmpp IN A 203.0.113.10\n\
-         edgepool2-xmpp IN A 203.0.113.20\n\
+         edgepool1-xmpp IN A {p1}\n\
+         edgepool2-xmpp IN A {p2}\n\
          _xmpp-server._tcp 300 IN SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n"
     )
 }
@@ -199,6 +205,16 @@ impl Bind {
 
     /// Start both servers; the key uses `algorithm`.
     pub fn start_with(algorithm: &str) -> Bind {
+        Bind::start_zone(algorithm, &zone_text())
+    }
+
+    /// Start both servers with the pools published at `pool1` and `pool2`
+    /// (EdgePool1 preferred, the XMPP A record at `pool1`).
+    pub fn start_for(pool1: &str, pool2: &str) -> Bind {
+        Bind::start_zone("hmac-sha256", &zone_for(1, pool1, pool1, pool2))
+    }
+
+    fn start_zone(algorithm: &str, zone: &str) -> Bind {
         let dir = tempfile::tempdir().expect("temp dir");
         let key = Key::generate("edgefail-test", algorithm);
         let other_key = Key::generate("not-allowed", "hmac-sha256");
@@ -211,10 +227,10 @@ impl Bind {
             let sdir = dir.path().join(format!("secondary{attempt}"));
             std::fs::create_dir_all(&pdir).expect("mkdir primary");
             std::fs::create_dir_all(&sdir).expect("mkdir secondary");
-            std::fs::write(pdir.join("zone.db"), zone_text()).expect("write zone");
+            std::fs::write(pdir.join("zone.db"), zone).expect("write zone");
             // The secondary starts from the same data, so it is ready at
             // once; NOTIFY then brings every change over.
-            std::fs::write(sdir.join("zone.db"), zone_text()).expect("write zone");
+            std::fs::write(sdir.join("zone.db"), zone).expect("write zone");
             let pconf = format!(
                 "options {{\n directory \"{d}\";\n listen-on port {pp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n}};\ncontrols {{ }};\n{k}{o}zone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n allow-update {{ key \"{kn}\"; }};\n}};\n",
                 d = pdir.display(),
