@@ -96,8 +96,9 @@ pub fn judge_pool(t: &Topology, pool: &Pool, report: &mut Report) {
                 "pool",
                 Status::Fail,
                 format!(
-                    "cannot tell which pool partners reach: the {} lookup failed",
-                    t.xmpp.srv_owner()
+                    "cannot tell which pool partners reach: the {} lookup failed: {}",
+                    t.xmpp.srv_owner(),
+                    report.srv_error.as_deref().unwrap_or_default()
                 ),
             );
         }
@@ -229,7 +230,22 @@ impl Step for PartnerCheck {
     }
 
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
-        let seen = partner_check(ctx).await;
+        let t = &ctx.topology;
+        let report = partner_report(t, ctx.target_pool(), &lookup(t), &options(t)).await;
+        if let Some(why) = &report.srv_error {
+            // Not knowing what partners see is not the same as knowing they
+            // reach the old pool.
+            return Check::cannot_tell(format!(
+                "the {} lookup on the authoritative servers failed: {why}",
+                t.xmpp.srv_owner()
+            ))
+            .with_details(report.lines());
+        }
+        let seen = Observation {
+            holds: report.passed,
+            summary: report.summary(),
+            details: report.lines(),
+        };
         if seen.holds {
             Check::done(seen.summary).with_details(seen.details)
         } else {

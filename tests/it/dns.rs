@@ -580,89 +580,47 @@ fn plan_json_lists_each_change_old_and_new() {
 /// types done; verify then finds it on both servers.
 #[test]
 fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
-    use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
-    use std::sync::mpsc;
-
-    let script = crate::harness::need("script", "bsdutils");
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let mut topo = Topo::for_bind(&bind, dir.path());
     topo.mode = "manual";
     topo.tsig = None;
     let topo = topo.write(dir.path());
-    let command = format!(
-        "'{}' failover --yes -t '{}' --from EdgePool1 --to EdgePool2 {}",
-        crate::harness::edgefail_bin().display(),
-        topo.display(),
-        ONLY_DNS.join(" ")
-    );
-    /// Stops the `script` child (ours, by its handle) if the test fails.
-    struct Reap(std::process::Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Command::new(script)
-        .args(["-qec", &command, "/dev/null"])
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start script");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut child = Reap(child);
-    let (tx, rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0
-                || tx
-                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
-                    .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = String::new();
-    let wait_for = |needle: &str, nth: usize, seen: &mut String| {
-        while seen.matches(needle).count() < nth {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(chunk) => seen.push_str(&chunk),
-                Err(_) => panic!("no {needle:?} (#{nth}) in time; output so far:\n{seen}"),
-            }
-        }
-    };
+    let mut args = vec![
+        "failover".to_string(),
+        "--yes".into(),
+        "-t".into(),
+        topo.display().to_string(),
+        "--from".into(),
+        "EdgePool1".into(),
+        "--to".into(),
+        "EdgePool2".into(),
+    ];
+    args.extend(ONLY_DNS.iter().map(|s| s.to_string()));
+    let mut pty = crate::harness::pty::Pty::edgefail(&args);
 
-    wait_for("Type 'done'", 1, &mut seen);
+    pty.wait_for("Type 'done'", 1);
     assert!(
-        seen.contains("update add xmpp.contoso.com. 120 IN A 203.0.113.20"),
-        "{seen}"
+        pty.seen
+            .contains("update add xmpp.contoso.com. 120 IN A 203.0.113.20"),
+        "{}",
+        pty.seen
     );
     bind.nsupdate(
         "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 120 A 203.0.113.20",
     );
-    stdin.write_all(b"done\n").unwrap();
+    pty.type_line("done");
 
-    wait_for("Type 'done'", 2, &mut seen);
+    pty.wait_for("Type 'done'", 2);
     bind.nsupdate(
         "update delete _xmpp-server._tcp.contoso.com SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n\
          update add _xmpp-server._tcp.contoso.com 120 SRV 10 0 5269 edgepool2-xmpp.contoso.com.\n\
          update add _xmpp-server._tcp.contoso.com 120 SRV 20 0 5269 edgepool1-xmpp.contoso.com.",
     );
-    stdin.write_all(b"done\n").unwrap();
+    pty.type_line("done");
 
-    wait_for("Failover complete", 1, &mut seen);
-    drop(stdin);
-    let status = child.0.wait().expect("wait for script");
+    pty.wait_for("Failover complete", 1);
+    let (status, seen) = pty.finish();
     assert!(status.success(), "{status}\n{seen}");
     assert!(seen.contains("dns.a           verify verified"), "{seen}");
     assert!(seen.contains("dns.srv         verify verified"), "{seen}");

@@ -425,3 +425,41 @@ fn a_pool_the_cms_does_not_know_blocks_everything() {
     assert!(out.stdout.contains("Cannot find pool"), "{}", out.stdout);
     assert!(estate.writes().is_empty());
 }
+
+#[test]
+fn on_a_terminal_it_asks_and_only_yes_proceeds() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let a: Vec<String> = args(&["failover"], &topology)
+        .into_iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+
+    let mut pty = crate::harness::pty::Pty::edgefail(&a);
+    pty.wait_for("Type 'yes' to proceed", 1);
+    assert!(
+        pty.seen.contains("services.stop   check  would change"),
+        "the plan comes first:\n{}",
+        pty.seen
+    );
+    pty.type_line("y");
+    let (status, seen) = pty.finish();
+    assert_eq!(status.code(), Some(5), "{seen}");
+    assert!(
+        seen.contains("not confirmed; nothing was changed"),
+        "{seen}"
+    );
+    assert!(
+        estate.writes().is_empty(),
+        "declined, yet ran {:?}",
+        estate.writes()
+    );
+
+    let mut pty = crate::harness::pty::Pty::edgefail(&a);
+    pty.wait_for("Type 'yes' to proceed", 1);
+    pty.type_line("yes");
+    let (status, seen) = pty.finish();
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(seen.contains("Failover complete"), "{seen}");
+    assert_eq!(estate.writes().len(), 3);
+}

@@ -5,6 +5,7 @@
 
 pub mod bind;
 pub mod prosody;
+pub mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,112 @@
+//! A terminal for edgefail: `script(1)` gives it a pty, so prompts that
+//! only appear on a terminal (the failover confirmation, manual DNS) can be
+//! answered the way an operator would.
+
+use std::io::{Read, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Pty {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    rx: mpsc::Receiver<String>,
+    pub seen: String,
+    deadline: Instant,
+}
+
+/// Quote for the `sh -c` that script runs.
+fn sh_quote(arg: &str) -> String {
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+impl Pty {
+    /// Start edgefail with `args` on a terminal; 30 s for the whole session.
+    pub fn edgefail<S: AsRef<str>>(args: &[S]) -> Pty {
+        let script = super::need("script", "bsdutils");
+        let mut line = sh_quote(&super::edgefail_bin().display().to_string());
+        for a in args {
+            line.push(' ');
+            line.push_str(&sh_quote(a.as_ref()));
+        }
+        let state = std::env::temp_dir().join(format!("edgefail-it-state-{}", std::process::id()));
+        let mut child = Command::new(script)
+            .args(["-qec", &line, "/dev/null"])
+            .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", state)
+            .env_remove("RUST_LOG")
+            .env_remove("EDGEFAIL_TOPOLOGY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start script");
+        let stdin = child.stdin.take();
+        let mut stdout = child.stdout.take().expect("script stdout");
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0
+                    || tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Pty {
+            child: Some(child),
+            stdin,
+            rx,
+            seen: String::new(),
+            deadline: Instant::now() + Duration::from_secs(30),
+        }
+    }
+
+    /// Wait until `needle` has appeared `nth` times in the output.
+    #[track_caller]
+    pub fn wait_for(&mut self, needle: &str, nth: usize) {
+        while self.seen.matches(needle).count() < nth {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(chunk) => self.seen.push_str(&chunk),
+                Err(_) => panic!(
+                    "no {needle:?} (#{nth}) in time; output so far:\n{}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Type a line.
+    pub fn type_line(&mut self, text: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            stdin
+                .write_all(format!("{text}\n").as_bytes())
+                .expect("type into the terminal");
+        }
+    }
+
+    /// Wait for the end; the exit status is script's, which is edgefail's.
+    pub fn finish(mut self) -> (ExitStatus, String) {
+        drop(self.stdin.take());
+        let mut child = self.child.take().expect("child");
+        let status = child.wait().expect("wait for script");
+        while let Ok(chunk) = self.rx.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push_str(&chunk);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Pty {
+    /// Stop `script` (ours, by its handle) if the test failed midway.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
