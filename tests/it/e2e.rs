@@ -1,20 +1,38 @@
 //! The whole runbook with nothing skipped: the PowerShell stand-in plays the
 //! management shell and the Edge server, a real BIND primary and secondary
 //! carry the zone, and a real Prosody is what partners reach once the
-//! target pool is live.
+//! target pool is live. Also the fault matrix's DNS and port cases, each
+//! followed by a `--resume` that completes with nothing done twice.
 
-use crate::harness::Run;
+use std::net::SocketAddr;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
 use crate::harness::bind::{A_NAME, Bind, SRV_NAME, Topo};
+use crate::harness::dnsproxy::{DnsProxy, OnUpdate};
+use crate::harness::net::FullBacklog;
 use crate::harness::prosody::Prosody;
 use crate::harness::standin::Estate;
+use crate::harness::{Run, journal_records};
 
 /// The stand-in estate's topology, with BIND's DNS section, Prosody's port,
-/// and the target Edge server published where Prosody listens.
-fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathBuf {
+/// and the target Edge server published where Prosody listens. With
+/// `primary`, updates and the first authoritative read go there instead of
+/// to BIND's primary (a proxy in front of it).
+fn topology_via(
+    estate: &Estate,
+    bind: &Bind,
+    prosody: &Prosody,
+    primary: Option<SocketAddr>,
+) -> std::path::PathBuf {
     let dns = Topo::for_bind(bind, estate.dir.path()).yaml();
     let start = dns.find("dns:\n").expect("dns section");
     let end = dns.find("management:\n").expect("management section");
-    let dns = dns[start..end].to_string();
+    let mut dns = dns[start..end].to_string();
+    if let Some(proxy) = primary {
+        dns = dns.replace(&bind.primary.addr(), &proxy.to_string());
+    }
     estate.topology_with(|t| {
         let cut = t.find("dns:\n").expect("dns");
         let resume = t.find("management:\n").expect("management");
@@ -22,7 +40,7 @@ fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathB
         t.replace(
             "  port: 5269\n",
             &format!(
-                "  port: {}\n  accept_untrusted_cert: true\n",
+                "  port: {}\n  accept_untrusted_cert: true\n  connect_timeout_ms: 1000\n",
                 prosody.addr.port()
             ),
         )
@@ -36,6 +54,10 @@ fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathB
             "srv_priority: 20\n        srv_target: edgepool2-xmpp.contoso.com\n",
         )
     })
+}
+
+fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathBuf {
+    topology_via(estate, bind, prosody, None)
 }
 
 #[test]
@@ -154,4 +176,202 @@ fn every_step_for_real_then_a_second_run_changes_nothing() {
         "the second run updated DNS"
     );
     assert_eq!(estate.writes().len(), 3);
+}
+
+struct Matrix {
+    bind: Bind,
+    prosody: std::sync::Arc<Prosody>,
+    proxy: DnsProxy,
+    estate: Estate,
+    topology: std::path::PathBuf,
+}
+
+impl Matrix {
+    /// BIND behind a proxy, Prosody, the stand-in; `edit` changes the topology.
+    fn new(edit: impl FnOnce(String) -> String) -> Matrix {
+        let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
+        let prosody = Prosody::shared();
+        let proxy = DnsProxy::start(bind.primary.addr().parse().unwrap());
+        let estate = Estate::new(0);
+        let path = topology_via(&estate, &bind, &prosody, Some(proxy.addr));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(text)).unwrap();
+        Matrix {
+            bind,
+            prosody,
+            proxy,
+            estate,
+            topology: path,
+        }
+    }
+
+    fn journal(&self) -> std::path::PathBuf {
+        self.estate.path("journal.jsonl")
+    }
+
+    fn run(&self, extra: &[&str]) -> Run {
+        let mut a: Vec<String> = vec![
+            "failover".into(),
+            "--yes".into(),
+            "-t".into(),
+            self.topology.display().to_string(),
+            "--journal".into(),
+            self.journal().display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        Run::new(a)
+    }
+
+    fn failover(&self) -> Run {
+        self.run(&["--from", "EdgePool1", "--to", "EdgePool2"])
+    }
+
+    fn resume(&self) -> Run {
+        self.run(&["--resume"])
+    }
+
+    fn last_finish(&self) -> serde_json::Value {
+        journal_records(&self.journal())
+            .into_iter()
+            .rfind(|r| r["type"] == "run_finished")
+            .expect("a run_finished record")
+    }
+
+    /// The failover is complete for the world, and every Lync action ran once.
+    #[track_caller]
+    fn assert_done_once(&self) {
+        self.bind.wait_in_sync();
+        for port in [self.bind.primary.port, self.bind.secondary.port] {
+            assert_eq!(
+                self.bind.dig(port, A_NAME, "A"),
+                vec!["127.0.0.1".to_string()]
+            );
+        }
+        assert_eq!(
+            self.estate.read()["sites"]["Site2"]["route"],
+            "EdgeServer2.contoso.com"
+        );
+        for cmdlet in [
+            "Stop-CsWindowsService",
+            "Set-CsSite",
+            "Start-CsWindowsService",
+        ] {
+            assert_eq!(self.estate.count(cmdlet), 1, "{cmdlet}");
+        }
+        let _ = &self.prosody;
+    }
+}
+
+#[test]
+fn dns_primary_down_during_step_4_then_resume() {
+    let m = Matrix::new(|t| t);
+    m.proxy.on_next_update(OnUpdate::GoDown);
+    let out = m.failover().run().code(1);
+    assert!(
+        out.stdout.contains("dns.a           apply  failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&m.proxy.addr.to_string()),
+        "the server is named: {}",
+        out.stdout
+    );
+    assert_eq!(m.last_finish()["outcome"], "failed");
+    assert_eq!(m.proxy.updates_forwarded(), 0);
+
+    m.proxy.up();
+    let out = m.resume().run().code(0);
+    assert!(out.stdout.contains("its apply failed"), "{}", out.stdout);
+    m.assert_done_once();
+    // The A update once (in the resume) and the SRV update once.
+    assert_eq!(m.proxy.updates_forwarded(), 2);
+}
+
+#[test]
+fn a_concurrent_change_gives_a_clear_nxrrset_stop_then_resume() {
+    let m = Matrix::new(|t| t);
+    let nsupdate = m.bind.updater();
+    m.proxy
+        .on_next_update(OnUpdate::ChangeFirst(Box::new(move || {
+            nsupdate(
+                "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 300 A 127.0.0.99",
+            )
+        })));
+    let out = m.failover().run().code(1);
+    assert!(
+        out.stdout.contains("xmpp.contoso.com A changed since the check: expected 127.0.0.10 (EdgePool1), found 127.0.0.99"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(m.last_finish()["outcome"], "failed");
+    // Never half-changed: exactly the other writer's answer.
+    assert_eq!(
+        m.bind.dig(m.bind.primary.port, A_NAME, "A"),
+        vec!["127.0.0.99".to_string()]
+    );
+
+    let out = m.resume().run().code(0);
+    assert!(
+        out.stdout.contains("- 127.0.0.99"),
+        "the resume shows what it replaces: {}",
+        out.stdout
+    );
+    m.assert_done_once();
+}
+
+#[test]
+fn sigint_during_step_4_lets_the_update_finish_then_resume() {
+    let m = Matrix::new(|t| t);
+    m.proxy
+        .on_next_update(OnUpdate::Hold(Duration::from_millis(1500)));
+    let child = m.failover().spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while m.proxy.updates_seen() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no UPDATE reached the proxy"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.signal("INT");
+    let out = child.wait().code(130);
+    assert!(
+        out.stdout.contains("dns.a           apply  changed"),
+        "the update in flight finished: {}",
+        out.stdout
+    );
+    assert_eq!(m.last_finish()["outcome"], "interrupted");
+    assert_eq!(
+        m.bind.dig(m.bind.primary.port, A_NAME, "A"),
+        vec!["127.0.0.1".to_string()]
+    );
+
+    m.resume().run().code(0);
+    m.assert_done_once();
+    assert_eq!(m.proxy.updates_forwarded(), 2, "an update was sent twice");
+}
+
+#[test]
+fn port_filtered_at_step_6_blocks_before_any_change_then_resume() {
+    // Hold Prosody for the whole test: the matrix must see the same port.
+    let prosody = Prosody::shared();
+    let filtered = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 21), prosody.addr.port());
+    let m = Matrix::new(|t| t.replace("external_ipv4: 127.0.0.1\n", "external_ipv4: 127.0.0.21\n"));
+    let out = m.failover().run().code(1);
+    assert!(
+        out.stdout.contains("port.check      check  blocked"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("filtered"), "{}", out.stdout);
+    assert!(out.stdout.contains("nothing was changed"), "{}", out.stdout);
+    assert!(m.estate.writes().is_empty());
+    assert_eq!(m.proxy.updates_seen(), 0);
+
+    // The firewall is fixed: nothing listens there until step 7 (closed).
+    drop(filtered);
+    m.resume().run().code(0);
+    assert_eq!(m.estate.count("Set-CsSite"), 1);
+    assert_eq!(m.proxy.updates_forwarded(), 2);
 }

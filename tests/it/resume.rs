@@ -49,11 +49,7 @@ fn journal_path(estate: &Estate) -> PathBuf {
 }
 
 fn journal(estate: &Estate) -> Vec<Value> {
-    std::fs::read_to_string(journal_path(estate))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    crate::harness::journal_records(&journal_path(estate))
 }
 
 /// The run_finished records, in order.

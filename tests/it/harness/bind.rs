@@ -338,34 +338,41 @@ impl Bind {
 
     /// Run nsupdate against the primary with the allowed key.
     pub fn nsupdate(&self, commands: &str) {
-        let nsupdate = need("nsupdate", "bind9-dnsutils");
+        (self.updater())(commands)
+    }
+
+    /// nsupdate against the primary with the allowed key, as a function a
+    /// test can hand to another thread.
+    pub fn updater(&self) -> impl Fn(&str) + Send + Sync + 'static {
         let keyfile = self.dir.path().join("nsupdate.key");
         self.key.write(&keyfile);
-        let script = format!(
-            "server 127.0.0.1 {}\nzone {ZONE}\n{commands}\nsend\n",
-            self.primary.port
-        );
-        let mut child = Command::new(nsupdate)
-            .arg("-v")
-            .arg("-k")
-            .arg(&keyfile)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nsupdate");
-        {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().expect("nsupdate stdin");
-            stdin.write_all(script.as_bytes()).expect("feed nsupdate");
-        }
-        let out = child.wait_with_output().expect("wait for nsupdate");
-        assert!(
-            out.status.success(),
-            "nsupdate failed:\n{script}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let port = self.primary.port;
+        move |commands: &str| run_nsupdate(&keyfile, port, commands)
     }
+}
+
+fn run_nsupdate(keyfile: &Path, port: u16, commands: &str) {
+    use std::io::Write;
+    let nsupdate = need("nsupdate", "bind9-dnsutils");
+    let script = format!("server 127.0.0.1 {port}\nzone {ZONE}\n{commands}\nsend\n");
+    let mut child = Command::new(nsupdate)
+        .arg("-v")
+        .arg("-k")
+        .arg(keyfile)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start nsupdate");
+    let mut stdin = child.stdin.take().expect("nsupdate stdin");
+    stdin.write_all(script.as_bytes()).expect("feed nsupdate");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for nsupdate");
+    assert!(
+        out.status.success(),
+        "nsupdate failed:\n{script}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The topology a DNS test runs edgefail with.

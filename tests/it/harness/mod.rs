@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod bind;
+pub mod dnsproxy;
+pub mod net;
 pub mod prosody;
 pub mod pty;
 
@@ -245,4 +247,13 @@ pub fn wait_for_text(path: &Path, needle: &str) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Every readable record of a journal file, in order.
+pub fn journal_records(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
