@@ -15,10 +15,6 @@ impl Step for PoolDeployed {
         StepId::PoolDeployed
     }
 
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
-    }
-
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
         let pool = ctx.target_pool();
         let site = ctx.target_site();

@@ -520,10 +520,6 @@ impl Step for DnsA {
         StepId::DnsA
     }
 
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
-    }
-
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
         let x = &ctx.topology.xmpp;
         let a = short(&x.a_record);
@@ -745,10 +741,6 @@ pub(crate) fn plan_srv(current: &[SrvRecord], wanted: &SrvRecord) -> Result<SrvP
 impl Step for DnsSrv {
     fn id(&self) -> StepId {
         StepId::DnsSrv
-    }
-
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
     }
 
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {

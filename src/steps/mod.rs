@@ -209,7 +209,10 @@ pub type Prior<'a> = &'a [(StepId, Check)];
 #[async_trait]
 pub trait Step: Send + Sync {
     fn id(&self) -> StepId;
-    fn title(&self, ctx: &Ctx) -> String;
+    /// The one-line title for this run (the runbook's wording).
+    fn title(&self, ctx: &Ctx) -> String {
+        crate::context::title(ctx, self.id())
+    }
     async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check;
     async fn apply(&self, ctx: &Ctx, check: &Check) -> Result<Applied, Failure>;
     async fn verify(&self, ctx: &Ctx, check: &Check) -> Verified;

@@ -225,10 +225,6 @@ impl Step for PartnerCheck {
         StepId::FederationCheck
     }
 
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
-    }
-
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
         let t = &ctx.topology;
         let report = partner_report(t, ctx.target_pool(), &lookup(t), &options(t)).await;

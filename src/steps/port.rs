@@ -106,10 +106,6 @@ impl Step for PortCheck {
         StepId::PortCheck
     }
 
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
-    }
-
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
         judge(ctx, &probe_pool(ctx).await)
     }

@@ -146,10 +146,6 @@ impl Step for Route {
         StepId::RouteSet
     }
 
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
-    }
-
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
         let site = &ctx.target_site().name;
         match RouteState::read(ctx).await {

@@ -103,6 +103,14 @@ async fn read_all(ctx: &Ctx) -> Vec<(Arc<Machine>, Result<Vec<Service>, String>)
     .collect()
 }
 
+fn all_at(machine: &str, services: &[Service], want: Want) -> String {
+    format!(
+        "{machine}: all {} service(s) {}",
+        services.len(),
+        want.status()
+    )
+}
+
 fn off_target(services: &[Service], want: Want) -> Vec<&Service> {
     services
         .iter()
@@ -133,10 +141,6 @@ impl Step for Services {
         }
     }
 
-    fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
-    }
-
     async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check {
         let want = self.want;
         let mut unreadable = Vec::new();
@@ -153,12 +157,7 @@ impl Step for Services {
                 Ok(services) => {
                     let off = off_target(&services, want);
                     if off.is_empty() {
-                        details.push(format!(
-                            "{}: all {} service(s) {}",
-                            m.name,
-                            services.len(),
-                            want.status()
-                        ));
+                        details.push(all_at(&m.name, &services, want));
                     } else {
                         pending.push(m.name.clone());
                         changes.push(Change {
@@ -310,12 +309,7 @@ impl Step for Services {
                     Ok(services) => {
                         let off = off_target(&services, want);
                         if off.is_empty() && !services.is_empty() {
-                            details.push(format!(
-                                "{}: all {} service(s) {}",
-                                m.name,
-                                services.len(),
-                                want.status()
-                            ));
+                            details.push(all_at(&m.name, &services, want));
                         } else {
                             stragglers.push(format!("{}: {}", m.name, list(&off)));
                         }
