@@ -37,7 +37,8 @@ pub enum Command {
     Validate(TopologyArg),
     /// Read the real state and say what a failover would change (changes nothing).
     Plan(PlanArgs),
-    /// Run the seven-step failover: check, apply and verify each step in order.
+    /// Run the failover: the seven documented steps and a partner's-eye check,
+    /// each checked, applied and verified in order.
     Failover(FailoverArgs),
     /// List past runs from the journal, or show one.
     History(HistoryArgs),
