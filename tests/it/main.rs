@@ -4,6 +4,7 @@
 mod dns;
 mod failover;
 mod harness;
+mod rehearse;
 mod resume;
 mod ssh;
 mod validate;
