@@ -440,3 +440,169 @@ async fn soa_serial(server: SocketAddr, zone: &Name) -> Option<u32> {
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+    use hickory_proto::rr::rdata::{A, SOA};
+
+    use super::*;
+    use crate::dns::{Authority, Data, DnsError, Primary, Signer, Update, ZoneNames, fqdn};
+    use crate::secret::{Secret, TsigKey};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn zone() -> Zone {
+        let origin = fqdn("example.test").unwrap();
+        let ns = fqdn("ns1.example.test").unwrap();
+        Zone::new(
+            origin.clone(),
+            vec![
+                Record::from_rdata(
+                    origin,
+                    3600,
+                    RData::SOA(SOA::new(ns.clone(), ns, 7, 1, 1, 1, 1)),
+                ),
+                Record::from_rdata(
+                    fqdn("xmpp.example.test").unwrap(),
+                    300,
+                    RData::A(A(Ipv4Addr::new(127, 0, 0, 10))),
+                ),
+            ],
+        )
+    }
+
+    fn signer(name: &str, secret: &[u8]) -> Signer {
+        Signer::new(&TsigKey {
+            name: name.into(),
+            algorithm: "hmac-sha256".into(),
+            secret: Secret::new(secret.to_vec()),
+        })
+        .unwrap()
+    }
+
+    fn move_a(from: u8, to: u8) -> Update {
+        let zone = fqdn("example.test").unwrap();
+        let a = fqdn("xmpp.example.test").unwrap();
+        let mut u = Update::new(&zone);
+        u.require_a(&a, &[Ipv4Addr::new(127, 0, 0, from)])
+            .delete_rrset(&a, RecordType::A)
+            .add(&a, 300, Data::A(Ipv4Addr::new(127, 0, 0, to)));
+        u
+    }
+
+    #[tokio::test]
+    async fn updates_are_checked_signed_applied_and_followed() {
+        let key = TSigner::new(
+            SECRET.to_vec(),
+            TsigAlgorithm::HmacSha256,
+            fqdn("k").unwrap(),
+            300,
+        )
+        .unwrap();
+        let primary_zone = Arc::new(Mutex::new(zone()));
+        let primary = serve(Server {
+            zone: primary_zone.clone(),
+            keys: Some(Arc::new(Mutex::new(Keys { signer: key }))),
+            faults: Arc::default(),
+        })
+        .await
+        .unwrap();
+        let secondary_zone = Arc::new(Mutex::new(zone()));
+        let secondary = serve(Server {
+            zone: secondary_zone.clone(),
+            keys: None,
+            faults: Arc::default(),
+        })
+        .await
+        .unwrap();
+        follow(
+            primary,
+            primary_zone,
+            secondary_zone,
+            Duration::from_millis(20),
+        );
+        let t = Duration::from_secs(2);
+        let names = ZoneNames {
+            zone: fqdn("example.test").unwrap(),
+            a: fqdn("xmpp.example.test").unwrap(),
+            srv: fqdn("_xmpp-server._tcp.example.test").unwrap(),
+        };
+
+        Primary::new(primary, t, signer("k", SECRET))
+            .update(&move_a(10, 20))
+            .await
+            .unwrap();
+        let read = Authority::new(primary, t).read(&names).await.unwrap();
+        assert_eq!(read.serial, 8);
+        assert_eq!(read.a.records, vec![Ipv4Addr::new(127, 0, 0, 20)]);
+
+        // The same compare-and-swap again: the records are no longer 10.
+        let stale = Primary::new(primary, t, signer("k", SECRET))
+            .update(&move_a(10, 30))
+            .await;
+        assert!(
+            matches!(stale, Err(DnsError::Prerequisite { .. })),
+            "{stale:?}"
+        );
+
+        let bad_sig = Primary::new(primary, t, signer("k", b"another secret, same key name"))
+            .update(&move_a(20, 30))
+            .await;
+        assert!(
+            matches!(
+                &bad_sig,
+                Err(DnsError::Tsig {
+                    error: TsigError::BadSig,
+                    ..
+                })
+            ),
+            "{bad_sig:?}"
+        );
+        let bad_key = Primary::new(primary, t, signer("other", SECRET))
+            .update(&move_a(20, 30))
+            .await;
+        assert!(
+            matches!(
+                &bad_key,
+                Err(DnsError::Tsig {
+                    error: TsigError::BadKey,
+                    ..
+                })
+            ),
+            "{bad_key:?}"
+        );
+
+        // The secondary catches up with the primary's serial.
+        let mut caught_up = false;
+        for _ in 0..100 {
+            let s = Authority::new(secondary, t).read(&names).await.unwrap();
+            if s.serial == 8 && s.a.records == vec![Ipv4Addr::new(127, 0, 0, 20)] {
+                caught_up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(caught_up, "the secondary never followed the primary");
+        let refused = Primary::new(secondary, t, signer("k", SECRET))
+            .update(&move_a(20, 30))
+            .await;
+        assert!(refused.is_err(), "a secondary took an update");
+    }
+
+    #[test]
+    fn garbage_gets_no_answer_or_formerr() {
+        let server = Server {
+            zone: Arc::new(Mutex::new(zone())),
+            keys: None,
+            faults: Arc::default(),
+        };
+        assert!(server.answer(&[1]).is_none());
+        let answer = server.answer(&[0xab, 0xcd, 0xff, 0xff, 0xff]).unwrap();
+        let m = Message::from_vec(&answer).unwrap();
+        assert_eq!(m.metadata.id, 0xabcd);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    }
+}

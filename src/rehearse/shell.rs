@@ -109,6 +109,7 @@ pub struct LogEntry {
 }
 
 /// A PowerShell-style terminating error: "<cmdlet> : <message>" on stderr.
+#[derive(Debug)]
 pub struct PsError {
     pub cmdlet: String,
     pub message: String,
@@ -190,6 +191,14 @@ const PREAMBLE: &str = "$ErrorActionPreference = ?\n$ProgressPreference = ?\n";
 /// Run one script (its decoded text) as `host`, against `state`.
 pub fn run(state: &mut State, host: &str, script: &str) -> Result<Action, PsError> {
     let (template, literals) = split_literals(script)?;
+    // A bare `?` outside quotes would stand in for a literal that is not
+    // there; edgefail never sends one.
+    if template.matches('?').count() != literals.len() {
+        return Err(ps_error(
+            "ParserError",
+            "unexpected '?' outside a quoted string (not a script edgefail sends)",
+        ));
+    }
     execute(state, host, &template, &literals)
 }
 
@@ -477,4 +486,24 @@ fn find_site<'a>(state: &'a mut State, name: &str) -> Result<&'a mut SiteState, 
         .find(|(k, _)| k.to_ascii_lowercase() == key)
         .map(|(_, s)| s)
         .ok_or_else(|| ps_error("Get-CsSite", format!("Cannot find site \"{name}\".")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_question_mark_is_refused_not_a_panic() {
+        let mut state = State::default();
+        let script = "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\nImport-Module -Name ?\n";
+        let e = run(&mut state, "h", script).unwrap_err();
+        assert_eq!(e.cmdlet, "ParserError");
+    }
+
+    #[test]
+    fn quotes_double_as_powershell_does() {
+        let (template, lits) = split_literals("Get-CsSite -Identity 'Site''2'").unwrap();
+        assert_eq!(template, "Get-CsSite -Identity ?");
+        assert_eq!(lits, vec!["Site'2".to_string()]);
+    }
 }

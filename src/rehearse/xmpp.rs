@@ -179,4 +179,40 @@ mod tests {
         );
         assert_eq!(attribute("<stream:stream>", "to"), None);
     }
+
+    fn probe_options(domain: &str) -> crate::xmpp::probe::ProbeOptions {
+        crate::xmpp::probe::ProbeOptions {
+            domain: domain.into(),
+            partner: "partner.example".into(),
+            timeouts: crate::xmpp::Timeouts::default(),
+            accept_untrusted: true,
+            accept_flag: "the test",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partner_gets_starttls_the_certificate_and_host_unknown_elsewhere() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let persona = Persona {
+            domain: "example.test".into(),
+            tls: tls_config(&["example.test".into()]).unwrap(),
+        };
+        let handle = listen(addr, persona).await.unwrap();
+        let ok =
+            crate::xmpp::probe::probe_addr(addr, "example.test", &probe_options("example.test"))
+                .await;
+        assert!(ok.passed, "{:#?}", ok.lines());
+        assert!(ok.features_after_tls.is_some());
+        let other =
+            crate::xmpp::probe::probe_addr(addr, "other.test", &probe_options("other.test")).await;
+        assert!(!other.passed);
+        assert!(
+            other.lines().iter().any(|l| l.contains("host-unknown")),
+            "{:#?}",
+            other.lines()
+        );
+        handle.abort();
+    }
 }
