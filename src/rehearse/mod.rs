@@ -489,6 +489,7 @@ struct Stage {
     real_key: TSigner,
     dns_faults: Arc<Mutex<dns::DnsFaults>>,
     filtered: Arc<AtomicBool>,
+    listeners: Arc<tokio::sync::Mutex<Listeners>>,
 }
 
 impl Stage {
@@ -518,12 +519,14 @@ impl Stage {
     }
 
     /// Undo every drill: the estate's faults, the key, the DNS fault, the
-    /// filtered port.
-    fn clear(&self) {
+    /// filtered port (reopened before this returns, so the resume's first
+    /// check cannot beat it).
+    async fn clear(&self) {
         machine::lock(&self.estate).faults.clear();
         dns::lock(&self.keys).signer = self.real_key.clone();
         *dns::lock(&self.dns_faults) = dns::DnsFaults::default();
         self.filtered.store(false, Ordering::SeqCst);
+        self.listeners.lock().await.sync().await;
     }
 }
 
@@ -714,10 +717,12 @@ async fn rehearse(args: RehearseArgs, verbose: bool) -> Result<i32, String> {
         now: mapped.iter().map(|_| (Port::Closed, None)).collect(),
     };
     listeners.sync().await;
+    let listeners = Arc::new(tokio::sync::Mutex::new(listeners));
+    let follower = listeners.clone();
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            listeners.sync().await;
+            follower.lock().await.sync().await;
         }
     });
 
@@ -730,6 +735,7 @@ async fn rehearse(args: RehearseArgs, verbose: bool) -> Result<i32, String> {
         real_key,
         dns_faults,
         filtered,
+        listeners,
     };
     announce(
         &args,
@@ -784,7 +790,7 @@ async fn rehearse(args: RehearseArgs, verbose: bool) -> Result<i32, String> {
     if code == exit::OK || drills.is_empty() {
         return Ok(code);
     }
-    stage.clear();
+    stage.clear().await;
     let mut plan = PlanArgs {
         topology: TopologyArg {
             path: args.topology.path.clone(),
