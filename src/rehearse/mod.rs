@@ -30,16 +30,18 @@ use crate::topology::{self, DnsMode, RouteParameter, Topology, Tsig};
 use machine::{Estate, Simulated};
 use shell::{Fault, HostState, PoolState, Replica, SiteState, State};
 
-const DRILLS: &str = "Drills (--inject, repeatable; SERVER defaults to the target pool's first Edge server):
-  stop-fails[:SERVER]     Stop-CsWindowsService fails there (step 2 fails, exit 1)
-  start-fails[:SERVER]    Start-CsWindowsService fails there (step 7 fails, exit 1)
-  service-hangs[:SERVER]  Start-CsWindowsService hangs past the command timeout (step 7 fails, exit 1)
-  route-fails             Set-CsSite fails: the CMS cannot be reached (step 3 fails, exit 1)
-  dns-bad-key             the DNS primary rejects the TSIG key: BADSIG (step 4 fails, exit 1)
-  dns-concurrent-change   the A record changes between check and update: NXRRSET (step 4 fails, exit 1)
-  port-filtered           the target pool's XMPP port drops connections (the plan is blocked at step 6, exit 1)
-After the failure the fault is cleared and the run is resumed in-process, as an
-operator would with `edgefail failover --resume`; the exit code is the resumed run's.";
+const DRILLS: &str =
+    "Drills (--inject, repeatable; SERVER: the target pool's first Edge server by default):
+  stop-fails[:SERVER]     step 2 fails: Stop-CsWindowsService fails on SERVER
+  start-fails[:SERVER]    step 7 fails: Start-CsWindowsService fails on SERVER
+  service-hangs[:SERVER]  step 7 fails: Start-CsWindowsService hangs past the command timeout
+  route-fails             step 3 fails: Set-CsSite cannot reach the Central Management Store
+  dns-bad-key             step 4 fails: the DNS primary rejects the TSIG key (BADSIG)
+  dns-concurrent-change   step 4 fails: the A record changed since the check (NXRRSET)
+  port-filtered           the plan is blocked at step 6: the target pool's port drops connections
+Each ends the run with exit 1, as the real run would. The fault is then cleared
+and the run resumed in-process, as an operator would with
+`edgefail failover --resume`; the exit code is the resumed run's.";
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = DRILLS)]
@@ -567,8 +569,25 @@ async fn rehearse(args: RehearseArgs, verbose: bool) -> Result<i32, String> {
         verify_timeout: Duration::from_secs(1),
         poll: Duration::from_millis(100),
     };
-    let picked =
-        Ctx::new(real.clone(), &args.from, &args.to, probe_opts).map_err(|e| e.to_string())?;
+    // Simulated machines even here: building the real transports (ssh
+    // control directories) is a side effect a rehearsal must not have.
+    let nobody: Estate = Arc::default();
+    let sim = |host: &str| -> Box<Simulated> {
+        Box::new(Simulated {
+            host: host.to_string(),
+            estate: nobody.clone(),
+            delay: Duration::ZERO,
+        })
+    };
+    let picked = Ctx::with_machines(
+        real.clone(),
+        &args.from,
+        &args.to,
+        probe_opts,
+        Machine::with_transport("management shell", None, sim("management")),
+        |s| Machine::with_transport(&s.fqdn, None, sim(&s.fqdn)),
+    )
+    .map_err(|e| e.to_string())?;
     let (from, to) = (
         picked.from().pool.name.clone(),
         picked.to().pool.name.clone(),
