@@ -690,7 +690,7 @@ async fn rehearse(args: RehearseArgs, verbose: bool) -> Result<i32, String> {
         secret_env: None,
         secret: None,
     });
-    let command_secs = 2u64.max(args.delay_ms * 12 / 1000 + 1);
+    let command_secs = 4u64.max(args.delay_ms * 12 / 1000 + 1);
     t.timeouts.command_secs = command_secs;
     t.timeouts.verify_secs = 30;
     t.timeouts.poll_ms = 100;
