@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::History(args) => history(args),
         Command::Unlock(args) => unlock(args),
         Command::Probe(args) => crate::probe_cmd::run(args).await,
+        Command::Rehearse(args) => crate::rehearse::run(args, cli.verbose > 0).await,
     }
 }
 
@@ -53,12 +54,12 @@ struct Mode {
     resume: bool,
 }
 
-fn error(message: impl std::fmt::Display) {
+pub(crate) fn error(message: impl std::fmt::Display) {
     eprintln!("error: {message}");
 }
 
 /// Print warnings and notes of a valid topology on stderr.
-fn print_findings(loaded: &Loaded) {
+pub(crate) fn print_findings(loaded: &Loaded) {
     if !loaded.report.diagnostics.is_empty() {
         eprint!("{}", loaded.report);
     }
@@ -116,7 +117,7 @@ fn journal_path(topology: &Path, arg: &JournalArg) -> PathBuf {
         .unwrap_or_else(|| journal::default_path(topology))
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let compact: String = stamp
         .chars()
@@ -126,16 +127,16 @@ fn new_run_id() -> String {
 }
 
 /// What `--resume` continues.
-struct Resume {
+pub(crate) struct Resume {
     run_id: String,
     plan_sha256: String,
     left: HashMap<StepId, Left>,
 }
 
 /// Find the run to resume, or say exactly why not.
-fn find_resume(
+pub(crate) fn find_resume(
     path: &Path,
-    loaded: &Loaded,
+    topology_text: &str,
     args: &mut PlanArgs,
 ) -> Result<(Resume, Vec<StepId>), String> {
     let contents = journal::read(path).map_err(|e| e.to_string())?;
@@ -169,7 +170,7 @@ fn find_resume(
             run.run_id
         ));
     };
-    let now = journal::sha256_hex(loaded.text.as_bytes());
+    let now = journal::sha256_hex(topology_text.as_bytes());
     if &now != topology_sha256 {
         return Err(format!(
             "the topology changed since run {} (sha256 {} then, {} now): resuming could follow a different plan; review `edgefail plan` and start a new failover instead",
@@ -204,7 +205,7 @@ fn find_resume(
 
 /// First Ctrl-C / SIGTERM: finish the command in flight, then stop. Second:
 /// journal the abandonment and exit at once.
-fn watch_signals(cancel: Cancel, journal: Journal) {
+pub(crate) fn watch_signals(cancel: Cancel, journal: Journal) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term)) = (
@@ -270,7 +271,7 @@ async fn plan_or_failover(mut args: PlanArgs, mode: Option<Mode>, verbose: bool)
     print_findings(&loaded);
     let journal_file = journal_path(&args.topology.path, &args.journal);
     let resume = if resuming {
-        match find_resume(&journal_file, &loaded, &mut args) {
+        match find_resume(&journal_file, &loaded.text, &mut args) {
             Ok((r, skipped)) => {
                 if args.skip.is_empty() {
                     skip = skipped;
@@ -357,7 +358,64 @@ async fn plan_or_failover(mut args: PlanArgs, mode: Option<Mode>, verbose: bool)
     };
     watch_signals(ctx.cancel.clone(), journal.clone());
 
-    let reporter: Box<dyn Sink> = match args.output {
+    let topology_path = args.topology.path.display().to_string();
+    drive(Drive {
+        ctx: &ctx,
+        skip,
+        journal,
+        output: args.output,
+        verbose,
+        failover: mode.is_some(),
+        applying,
+        ask: !mode.as_ref().is_some_and(|m| m.yes),
+        run_id: &run_id,
+        operator: &format!("{user}@{host}"),
+        topology_path: &topology_path,
+        topology_text: &loaded.text,
+        resume,
+    })
+    .await
+}
+
+/// A run whose context, journal and resume are settled: what `drive` needs.
+pub(crate) struct Drive<'a> {
+    pub ctx: &'a Ctx,
+    pub skip: Vec<StepId>,
+    pub journal: Journal,
+    pub output: Output,
+    pub verbose: bool,
+    /// `failover` (not `plan`), dry run or not.
+    pub failover: bool,
+    pub applying: bool,
+    /// Ask for confirmation before applying.
+    pub ask: bool,
+    pub run_id: &'a str,
+    pub operator: &'a str,
+    pub topology_path: &'a str,
+    /// The topology file's bytes, for its checksum.
+    pub topology_text: &'a str,
+    pub resume: Option<Resume>,
+}
+
+/// Plan, confirm and execute through the engine, reporting on stdout and
+/// into the journal; the exit code.
+pub(crate) async fn drive(d: Drive<'_>) -> i32 {
+    let Drive {
+        ctx,
+        skip,
+        journal,
+        output,
+        verbose,
+        failover,
+        applying,
+        ask,
+        run_id,
+        operator,
+        topology_path,
+        topology_text,
+        resume,
+    } = d;
+    let reporter: Box<dyn Sink> = match output {
         Output::Json => Box::new(report::Json::new(std::io::stdout())),
         Output::Human => Box::new(report::Human::new(
             std::io::stdout(),
@@ -366,7 +424,7 @@ async fn plan_or_failover(mut args: PlanArgs, mode: Option<Mode>, verbose: bool)
         )),
     };
     let mut sinks = Sinks(vec![reporter, Box::new(journal.clone())]);
-    let mut engine = Engine::new(&ctx, steps::runbook(), skip, &mut sinks);
+    let mut engine = Engine::new(ctx, steps::runbook(), skip, &mut sinks);
     if let Some(r) = &resume
         && engine.plan_sha256() != r.plan_sha256
     {
@@ -376,16 +434,14 @@ async fn plan_or_failover(mut args: PlanArgs, mode: Option<Mode>, verbose: bool)
         ));
         return exit::RESUME_REFUSED;
     }
-    let topology_path = args.topology.path.display().to_string();
-    let topology_sha256 = journal::sha256_hex(loaded.text.as_bytes());
-    let operator = format!("{user}@{host}");
+    let topology_sha256 = journal::sha256_hex(topology_text.as_bytes());
     engine.start(RunInfo {
-        run_id: &run_id,
-        command: if mode.is_some() { "failover" } else { "plan" },
+        run_id,
+        command: if failover { "failover" } else { "plan" },
         dry_run: !applying,
-        topology: &topology_path,
+        topology: topology_path,
         topology_sha256: &topology_sha256,
-        operator: &operator,
+        operator,
         resumes: resume.as_ref().map(|r| r.run_id.as_str()),
     });
     let left = resume.map(|r| r.left).unwrap_or_default();
@@ -400,7 +456,7 @@ async fn plan_or_failover(mut args: PlanArgs, mode: Option<Mode>, verbose: bool)
         engine.finish(finish, message);
         return finish.exit_code;
     }
-    if !mode.as_ref().is_some_and(|m| m.yes) && !confirm(&ctx) {
+    if ask && !confirm(ctx) {
         let finish = Finish {
             outcome: RunOutcome::Declined,
             exit_code: exit::DECLINED,

@@ -46,6 +46,9 @@ pub enum Command {
     Unlock(UnlockArgs),
     /// Check an XMPP domain or address as a federating partner's server would.
     Probe(crate::probe_cmd::ProbeArgs),
+    /// Rehearse the whole failover against a simulated estate on loopback
+    /// (changes nothing real; no confirmation).
+    Rehearse(crate::rehearse::RehearseArgs),
 }
 
 #[derive(Debug, Args)]

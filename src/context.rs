@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cancel::Cancel;
 use crate::lync::Machine;
 use crate::steps::StepId;
-use crate::topology::{Pool, PoolRef, Site, Topology};
+use crate::topology::{Pool, PoolRef, Server, Site, Topology};
 
 /// Options of one run, from flags and the topology's timeouts.
 #[derive(Debug, Clone)]
@@ -76,6 +76,22 @@ impl Ctx {
         to: &str,
         opts: RunOptions,
     ) -> Result<Ctx, SelectError> {
+        let management = Machine::new("management shell", &topology.management.transport);
+        Ctx::with_machines(topology, from, to, opts, management, |s| {
+            Machine::new(&s.fqdn, &s.transport)
+        })
+    }
+
+    /// Pick the pools with machines built by the caller (the rehearsal's
+    /// simulated ones): `edge` makes each target Edge server's.
+    pub fn with_machines(
+        topology: Topology,
+        from: &str,
+        to: &str,
+        opts: RunOptions,
+        management: Machine,
+        edge: impl FnMut(&Server) -> Machine,
+    ) -> Result<Ctx, SelectError> {
         let from_at = locate(&topology, from)?;
         let to_at = locate(&topology, to)?;
         if from_at == to_at {
@@ -93,12 +109,7 @@ impl Ctx {
         if target.servers.is_empty() {
             return Err(SelectError::NoServers(target.name.clone()));
         }
-        let edges = target
-            .servers
-            .iter()
-            .map(|s| Arc::new(Machine::new(&s.fqdn, &s.transport)))
-            .collect();
-        let management = Machine::new("management shell", &topology.management.transport);
+        let edges = target.servers.iter().map(edge).map(Arc::new).collect();
         Ok(Ctx {
             from: from_at,
             to: to_at,

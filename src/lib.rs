@@ -15,6 +15,7 @@ pub mod lync;
 pub mod names;
 pub mod powershell;
 pub mod probe_cmd;
+pub mod rehearse;
 pub mod report;
 pub mod secret;
 pub mod steps;

@@ -145,10 +145,7 @@ pub fn read_key_file(path: &Path, name: &str) -> Result<Secret, SecretError> {
 fn parse_key_file(text: &str) -> Result<Vec<(String, String)>, String> {
     let cleaned: String = text
         .lines()
-        .map(|l| {
-            let l = l.split('#').next().unwrap_or("");
-            l.split("//").next().unwrap_or("")
-        })
+        .map(without_comment)
         .collect::<Vec<_>>()
         .join("\n");
     let mut keys = Vec::new();
@@ -172,6 +169,23 @@ fn parse_key_file(text: &str) -> Result<Vec<(String, String)>, String> {
         rest = &rest[close + 1..];
     }
     Ok(keys)
+}
+
+/// The line up to a `#` or `//` comment outside quotes: a base64 secret
+/// may itself contain `//`.
+fn without_comment(line: &str) -> &str {
+    let mut quoted = false;
+    let mut prev = '\0';
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => return &line[..i],
+            '/' if !quoted && prev == '/' => return &line[..i - 1],
+            _ => {}
+        }
+        prev = c;
+    }
+    line
 }
 
 fn find_word(hay: &str, word: &str) -> Option<usize> {
@@ -213,6 +227,13 @@ mod tests {
         let text = "key \"edgefail\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0\";\n};\n";
         let keys = parse_key_file(text).unwrap();
         assert_eq!(keys, vec![("edgefail".to_string(), "c2VjcmV0".to_string())]);
+    }
+
+    #[test]
+    fn a_secret_with_slashes_is_not_a_comment() {
+        let text = "// made by tsig-keygen\nkey \"k\" { # the key\n\talgorithm hmac-sha256;\n\tsecret \"ab//cd#e+/==\"; // here\n};\n";
+        let keys = parse_key_file(text).unwrap();
+        assert_eq!(keys, vec![("k".to_string(), "ab//cd#e+/==".to_string())]);
     }
 
     #[test]

@@ -1,0 +1,352 @@
+//! `edgefail rehearse`: the README's first command, a large generated
+//! estate, every drill and its in-process resume, and loopback only.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::harness::{Outcome, Run};
+
+/// The README's first set-up command, after `cargo run --release --`.
+const README_ARGS: [&str; 7] = [
+    "rehearse",
+    "-t",
+    "runbooks/contoso.yaml",
+    "--from",
+    "EdgePool1",
+    "--to",
+    "EdgePool2",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rehearse(extra: &[&str]) -> Outcome {
+    let mut args: Vec<&str> = README_ARGS.to_vec();
+    args.extend_from_slice(extra);
+    Run::new(args).current_dir(&repo()).run()
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// Every step that changed something was verified, and the run completed.
+#[track_caller]
+fn assert_completed(events: &[Value], stdout: &str) {
+    let finished = of_type(events, "run_finished");
+    let last = finished.last().expect("a run_finished event");
+    assert_eq!(last["outcome"], "completed", "{stdout}");
+    assert_eq!(last["exit_code"], 0, "{stdout}");
+    let phases = of_type(events, "phase_finished");
+    // Only the last run counts: a drill's failed run precedes it.
+    let start = events
+        .iter()
+        .rposition(|e| e["type"] == "run_started")
+        .expect("run_started");
+    let last_run: Vec<&Value> = events[start..]
+        .iter()
+        .filter(|e| e["type"] == "phase_finished")
+        .collect();
+    assert!(!phases.is_empty());
+    for applied in last_run
+        .iter()
+        .filter(|e| e["phase"] == "apply" && e["outcome"] == "changed")
+    {
+        let step = &applied["step"];
+        assert!(
+            last_run.iter().any(|e| e["step"] == *step
+                && e["phase"] == "verify"
+                && e["outcome"] == "verified"),
+            "{step} changed something but was not verified:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_command_rehearses_to_completion() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let command = format!("cargo run --release -- {}", README_ARGS.join(" "));
+    assert!(
+        readme.contains(&command),
+        "the README no longer shows `{command}`"
+    );
+    rehearse(&[])
+        .code(0)
+        .stdout_has("REHEARSAL of EdgePool1 -> EdgePool2")
+        .stdout_has("nothing real is contacted or changed")
+        .stdout_has("self-signed certificate for contoso.com")
+        .stdout_has("Failover complete: XMPP federation now runs through EdgePool2");
+
+    let out = rehearse(&["--output", "json", "--delay-ms", "0"]).code(0);
+    let events = out.events();
+    assert_completed(&events, &out.stdout);
+    // federation.check changes nothing: its re-check right before it runs
+    // may already find partners reaching the new pool ("already done").
+    for step in [
+        "services.stop",
+        "route.set",
+        "dns.a",
+        "dns.srv",
+        "services.start",
+    ] {
+        assert!(
+            events.iter().any(|e| e["type"] == "phase_finished"
+                && e["step"] == step
+                && e["phase"] == "verify"
+                && e["outcome"] == "verified"),
+            "{step} was not verified:\n{}",
+            out.stdout
+        );
+    }
+    let federation = events
+        .iter()
+        .rfind(|e| e["type"] == "phase_finished" && e["step"] == "federation.check")
+        .expect("federation.check ran");
+    assert!(
+        federation["outcome"] == "verified" || federation["outcome"] == "already_done",
+        "{federation}"
+    );
+}
+
+/// A topology with `sites` sites, one pool each (EdgePool1..), `per_pool`
+/// Edge servers per pool, and addresses that are not loopback.
+fn big_topology(dir: &Path, sites: usize, per_pool: usize) -> PathBuf {
+    let mut y = String::from(
+        "version: 1\nxmpp: { domain: fabrikam.example, a_record: xmpp.fabrikam.example, port: 5269, ttl: 300 }\n\
+         dns:\n  zone: fabrikam.example\n  primary: 192.0.2.53\n  authoritative: [192.0.2.53, 198.51.100.53]\n\
+         \x20 tsig: { name: edgefail-fabrikam, algorithm: hmac-sha256, secret_env: FABRIKAM_TSIG_NOT_SET }\n\
+         management:\n  transport: { type: local, program: pwsh, module: Lync }\n\
+         timeouts: { command_secs: 120, verify_secs: 300, poll_ms: 1000 }\nsites:\n",
+    );
+    for s in 1..=sites {
+        y.push_str(&format!(
+            "  - name: Site{s}\n    pools:\n      - name: EdgePool{s}\n        fqdn: edgepool{s}.fabrikam.example\n        version: sfb2015\n        srv_priority: {}\n        srv_target: edgepool{s}-xmpp.fabrikam.example\n        servers:\n",
+            s * 10
+        ));
+        for n in 1..=per_pool {
+            y.push_str(&format!(
+                "          - fqdn: edge{s}-{n}.fabrikam.example\n            external_ipv4: 203.0.113.{}\n            transport: {{ type: local, program: pwsh, module: Lync }}\n",
+                s * 20 + n
+            ));
+        }
+    }
+    let path = dir.join("fabrikam.yaml");
+    std::fs::write(&path, y).expect("write topology");
+    path
+}
+
+#[test]
+fn three_sites_with_eight_edge_servers_each_rehearse_to_completion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let topology = big_topology(dir.path(), 3, 8);
+    Run::new(
+        ["validate", "-t"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([topology.display().to_string()]),
+    )
+    .run()
+    .code(0);
+    let out = Run::new([
+        "rehearse",
+        "-t",
+        &topology.display().to_string(),
+        "--from",
+        "EdgePool1",
+        "--to",
+        "EdgePool3",
+        "--delay-ms",
+        "20",
+        "--output",
+        "json",
+    ])
+    .run()
+    .code(0);
+    let events = out.events();
+    assert_completed(&events, &out.stdout);
+    let rehearsal = of_type(&events, "rehearsal");
+    assert_eq!(rehearsal[0]["servers"].as_array().map(Vec::len), Some(24));
+}
+
+/// Every IPv4 address in `text`.
+fn addresses(text: &str) -> Vec<Ipv4Addr> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.trim_matches('.').parse::<Ipv4Addr>().ok())
+        .collect()
+}
+
+#[test]
+fn nothing_but_loopback_is_used() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let topology = big_topology(dir.path(), 2, 2);
+    let out = Run::new([
+        "rehearse",
+        "-t",
+        &topology.display().to_string(),
+        "--from",
+        "EdgePool1",
+        "--to",
+        "EdgePool2",
+        "--delay-ms",
+        "0",
+        "--output",
+        "json",
+    ])
+    .run()
+    .code(0);
+    let events = out.events();
+    assert_completed(&events, &out.stdout);
+    let mapping = of_type(&events, "rehearsal")[0];
+    let mut mapped = Vec::new();
+    for s in mapping["servers"].as_array().expect("servers") {
+        mapped.push(s["rehearsal"].as_str().unwrap_or_default().to_string());
+    }
+    mapped.push(mapping["dns"]["primary"]["rehearsal"].to_string());
+    mapped.push(mapping["dns"]["authoritative"]["rehearsal"].to_string());
+    for text in &mapped {
+        let found = addresses(text);
+        assert!(!found.is_empty(), "no address in {text}");
+        assert!(
+            found.iter().all(Ipv4Addr::is_loopback),
+            "{text} is not loopback"
+        );
+    }
+    // What the steps read, changed and probed: loopback only.
+    for e in events.iter().filter(|e| e["type"] != "rehearsal") {
+        let text = e.to_string();
+        for ip in addresses(&text) {
+            assert!(ip.is_loopback(), "{ip} outside 127.0.0.0/8 in {text}");
+        }
+    }
+}
+
+/// Run a drill: the first run fails as documented, the resume completes.
+#[track_caller]
+fn drill(fault: &str, step: &str, phase: &str, outcome: &str, says: &str) {
+    let out = rehearse(&["--inject", fault, "--delay-ms", "0", "--output", "json"]).code(0);
+    let events = out.events();
+    let finished = of_type(&events, "run_finished");
+    assert_eq!(finished.len(), 2, "{}", out.stdout);
+    assert_eq!(finished[0]["exit_code"], 1, "{}", out.stdout);
+    let failure = events
+        .iter()
+        .find(|e| {
+            e["type"] == "phase_finished"
+                && e["step"] == step
+                && e["phase"] == phase
+                && e["outcome"] == outcome
+        })
+        .unwrap_or_else(|| panic!("{fault}: no {step} {phase} {outcome}:\n{}", out.stdout));
+    assert!(
+        failure["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(says),
+        "{fault}: {step} says {} (expected {says:?})",
+        failure["summary"]
+    );
+    let resume = of_type(&events, "rehearsal_resume");
+    assert_eq!(resume.len(), 1, "{}", out.stdout);
+    assert!(
+        resume[0]["command"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("edgefail failover --resume"),
+        "{}",
+        resume[0]
+    );
+    let started = of_type(&events, "run_started");
+    assert_eq!(
+        started[1]["resumes"], started[0]["run_id"],
+        "{}",
+        out.stdout
+    );
+    assert_completed(&events, &out.stdout);
+}
+
+#[test]
+fn drill_stop_fails() {
+    drill(
+        "stop-fails",
+        "services.stop",
+        "apply",
+        "failed",
+        "failed to stop",
+    );
+}
+
+#[test]
+fn drill_start_fails_on_a_named_server() {
+    drill(
+        "start-fails:EdgeServer2.contoso.com",
+        "services.start",
+        "apply",
+        "failed",
+        "Start-CsWindowsService failed",
+    );
+}
+
+#[test]
+fn drill_service_hangs() {
+    drill(
+        "service-hangs",
+        "services.start",
+        "apply",
+        "failed",
+        "no answer within",
+    );
+}
+
+#[test]
+fn drill_route_fails() {
+    drill(
+        "route-fails",
+        "route.set",
+        "apply",
+        "failed",
+        "Central Management Store",
+    );
+}
+
+#[test]
+fn drill_dns_bad_key() {
+    drill("dns-bad-key", "dns.a", "apply", "failed", "(BADSIG)");
+}
+
+#[test]
+fn drill_dns_concurrent_change() {
+    drill(
+        "dns-concurrent-change",
+        "dns.a",
+        "apply",
+        "failed",
+        "changed since the check",
+    );
+}
+
+#[test]
+fn drill_port_filtered() {
+    drill(
+        "port-filtered",
+        "port.check",
+        "check",
+        "blocked",
+        "filtered",
+    );
+}
+
+#[test]
+fn an_unknown_drill_or_server_is_a_usage_error() {
+    rehearse(&["--inject", "meteor-strike"])
+        .code(2)
+        .stderr_has("no such drill");
+    rehearse(&["--inject", "stop-fails:EdgeServer9.contoso.com"])
+        .code(2)
+        .stderr_has("is not an Edge server of the target pool");
+    rehearse(&["--inject", "dns-bad-key:x"])
+        .code(2)
+        .stderr_has("takes no server");
+}
