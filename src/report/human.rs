@@ -11,6 +11,9 @@ pub struct Human<W: Write + Send> {
     verbose: bool,
     progress: bool,
     total: usize,
+    /// The number of the last step reported, to see where the run's own
+    /// checks start again after the plan.
+    last_step: usize,
 }
 
 impl<W: Write + Send> Human<W> {
@@ -21,7 +24,8 @@ impl<W: Write + Send> Human<W> {
             color,
             verbose,
             progress: std::io::stderr().is_terminal(),
-            total: 7,
+            total: 8,
+            last_step: 0,
         }
     }
 
@@ -73,6 +77,7 @@ impl<W: Write + Send> Human<W> {
                 ..
             } => {
                 self.total = steps.len();
+                self.last_step = 0;
                 let mode = match (command.as_str(), dry_run) {
                     ("plan", _) => "plan",
                     (_, true) => "failover --dry-run",
@@ -105,6 +110,14 @@ impl<W: Write + Send> Human<W> {
                 details,
                 duration_ms,
             } => {
+                if *phase == Phase::Check && step.number() <= self.last_step {
+                    writeln!(
+                        self.out,
+                        "\nRunning: each step is checked again right before it is applied\n"
+                    )?;
+                }
+                self.last_step = step.number();
+                self.last_step = step.number();
                 writeln!(
                     self.out,
                     "[{}/{}] {:<15} {:<6} {} ({}): {}",

@@ -63,6 +63,13 @@ fn failover_runs_steps_in_order_then_a_second_run_changes_nothing() {
         .run()
         .code(0);
     assert!(out.stdout.contains("Failover complete"), "{}", out.stdout);
+    // The plan comes first, then the run with its own fresh checks.
+    let plan_end = out
+        .stdout
+        .find("Running: each step is checked again")
+        .expect("a heading between plan and run");
+    assert!(out.stdout[..plan_end].contains("services.stop   check  would change"));
+    assert!(out.stdout[plan_end..].contains("services.stop   apply  changed"));
     for step in ["services.stop", "route.set", "services.start"] {
         assert!(
             out.stdout.contains(&format!("{step:<15} verify verified")),
