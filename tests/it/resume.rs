@@ -52,6 +52,19 @@ fn journal(estate: &Estate) -> Vec<Value> {
     crate::harness::journal_records(&journal_path(estate))
 }
 
+/// `edgefail history` on this estate's journal, with more arguments.
+fn history(estate: &Estate, topology: &Path, extra: &[&str]) -> Run {
+    let mut a: Vec<String> = vec![
+        "history".into(),
+        "-t".into(),
+        topology.display().to_string(),
+        "--journal".into(),
+        journal_path(estate).display().to_string(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    Run::new(a)
+}
+
 /// The run_finished records, in order.
 fn finishes(estate: &Estate) -> Vec<Value> {
     journal(estate)
@@ -298,15 +311,7 @@ fn sigkill_in_the_middle_then_resume_reports_the_stale_lock() {
     );
 
     // history shows it as unfinished and resumable.
-    let hist = Run::new([
-        "history",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        journal_path(&estate).to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
+    let hist = history(&estate, &topology, &[]).run().code(0);
     assert!(
         hist.stdout.contains("unfinished (no end recorded)"),
         "{}",
@@ -383,15 +388,7 @@ fn a_corrupted_journal_line_is_reported_and_resume_still_works() {
     )
     .unwrap();
 
-    let hist = Run::new([
-        "history",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        path.to_str().unwrap(),
-    ])
-    .run()
-    .code(0);
+    let hist = history(&estate, &topology, &[]).run().code(0);
     assert!(
         hist.stderr.contains("journal.jsonl:4: unreadable line"),
         "{}",
@@ -468,61 +465,29 @@ fn history_lists_and_shows_runs() {
     let estate = Estate::new(0);
     let topology = estate.topology();
     failover(&estate, &topology, &[]).run().code(0);
-    let path = journal_path(&estate);
-    let list = Run::new([
-        "history",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        path.to_str().unwrap(),
-        "--output",
-        "json",
-    ])
-    .run()
-    .code(0);
+    let list = history(&estate, &topology, &["--output", "json"])
+        .run()
+        .code(0);
     let runs = list.events();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["outcome"], "completed");
     assert_eq!(runs[0]["from"], "EdgePool1");
     assert!(runs[0]["operator"].as_str().unwrap().contains('@'));
     let id = runs[0]["run_id"].as_str().unwrap().to_string();
-    Run::new([
-        "history",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        path.to_str().unwrap(),
-        &id,
-    ])
-    .run()
-    .code(0)
-    .stdout_has("route.set       verify verified");
-    let shown = Run::new([
-        "history",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        path.to_str().unwrap(),
-        &id,
-        "--output",
-        "json",
-    ])
-    .run()
-    .code(0);
+    history(&estate, &topology, &[&id])
+        .run()
+        .code(0)
+        .stdout_has("route.set       verify verified");
+    let shown = history(&estate, &topology, &[&id, "--output", "json"])
+        .run()
+        .code(0);
     let events = shown.events();
     assert_eq!(events[0]["type"], "run_started");
     assert_eq!(events[0]["topology_sha256"].as_str().unwrap().len(), 64);
-    Run::new([
-        "history",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        path.to_str().unwrap(),
-        "nope",
-    ])
-    .run()
-    .code(2)
-    .stderr_has("no run nope");
+    history(&estate, &topology, &["nope"])
+        .run()
+        .code(2)
+        .stderr_has("no run nope");
 }
 
 #[test]

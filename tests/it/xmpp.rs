@@ -552,23 +552,35 @@ fn federation_zone(port: u16, prefer_new: bool, new_a: &str) -> String {
     )
 }
 
+/// A DNS server with [`federation_zone`] and a topology in `dir` whose
+/// target Edge server is Prosody's address, reading DNS from that server.
+fn federation(
+    p: &Prosody,
+    dir: &Path,
+    prefer_new: bool,
+    new_a: &str,
+    extra: &str,
+) -> (AuthDns, String) {
+    let dns = AuthDns::start(
+        "contoso.com",
+        &federation_zone(p.addr.port(), prefer_new, new_a),
+    );
+    let t = topology(dir, p.addr.port(), &[Ipv4Addr::LOCALHOST], dns.addr, extra);
+    (dns, t.display().to_string())
+}
+
 #[test]
 fn partner_check_reaches_the_new_pool_over_tls() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
-    let dns = AuthDns::start(
-        "contoso.com",
-        &federation_zone(p.addr.port(), true, "127.0.0.1"),
-    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let t = topology(
+    let (dns, t) = federation(
+        &p,
         dir.path(),
-        p.addr.port(),
-        &[Ipv4Addr::LOCALHOST],
-        dns.addr,
+        true,
+        "127.0.0.1",
         "  accept_untrusted_cert: true\n  partner_name: partner.example.net",
     );
-    let t = t.display().to_string();
     let out = probe(&["-t", &t, "--pool", "EdgePool2", "--output", "json"])
         .run()
         .code(0);
@@ -619,19 +631,14 @@ fn partner_check_names_split_brain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     // SRV still prefers the old pool, whose A record is the old address.
-    let dns = AuthDns::start(
-        "contoso.com",
-        &federation_zone(p.addr.port(), false, "127.0.0.1"),
-    );
     let dir = tempfile::tempdir().expect("tempdir");
-    let t = topology(
+    let (dns, t) = federation(
+        &p,
         dir.path(),
-        p.addr.port(),
-        &[Ipv4Addr::LOCALHOST],
-        dns.addr,
+        false,
+        "127.0.0.1",
         "  accept_untrusted_cert: true",
     );
-    let t = t.display().to_string();
     probe(&["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
@@ -643,18 +650,13 @@ fn partner_check_names_split_brain() {
 
     // SRV moved, but the new target's A record still carries the old
     // pool's address.
-    let dns = AuthDns::start(
-        "contoso.com",
-        &federation_zone(p.addr.port(), true, "127.0.0.250"),
-    );
-    let t = topology(
+    let (_dns, t) = federation(
+        &p,
         dir.path(),
-        p.addr.port(),
-        &[Ipv4Addr::LOCALHOST],
-        dns.addr,
+        true,
+        "127.0.0.250",
         "  accept_untrusted_cert: true",
     );
-    let t = t.display().to_string();
     probe(&["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
@@ -686,6 +688,7 @@ fn step6_unreachable_host_blocks_inside_a_private_network_namespace() {
         .arg(&t)
         .arg(ip)
         .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", dir.path())
         .env_remove("RUST_LOG")
         .output()
         .expect("run edgefail in a network namespace");

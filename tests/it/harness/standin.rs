@@ -161,6 +161,28 @@ impl Estate {
             .collect()
     }
 
+    /// A stop failed on `server` alone, of 3: the step failed naming it,
+    /// the other servers finished their stop, and nothing later ran.
+    #[track_caller]
+    pub fn assert_stop_failed_on(
+        &self,
+        out: &crate::harness::Outcome,
+        server: &str,
+        message: &str,
+    ) {
+        let line = format!("{server}: Stop-CsWindowsService failed: {message}");
+        assert!(out.stdout.contains(&line), "{}", out.stdout);
+        let headline = format!("FAILED: services.stop failed: 1 of 3 server(s) failed: {server}");
+        assert!(out.stdout.contains(&headline), "{}", out.stdout);
+        assert_eq!(self.count("Stop-CsWindowsService"), 3);
+        assert_eq!(self.count("Set-CsSite"), 0);
+        assert_eq!(self.count("Start-CsWindowsService"), 0);
+        assert_eq!(
+            self.read()["sites"]["Site2"]["route"],
+            "EdgeServer1.contoso.com"
+        );
+    }
+
     pub fn fault(&self, host: &str, cmdlet: &str, action: &str, message: &str) {
         self.add_fault(
             json!({"host": host, "cmdlet": cmdlet, "action": action, "message": message}),
