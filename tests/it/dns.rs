@@ -275,8 +275,11 @@ fn a_hung_server_hits_the_explicit_timeout() {
         .stdout_has(&format!(
             "read contoso.com. SOA on 127.0.0.1:{port}: the server took the connection but sent no answer within 1s (dns.timeout_secs)"
         ));
+    // The message proves the 1 s timeout fired; this only guards against a
+    // hang (without it a silent server would hold the run for minutes),
+    // with room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
     );
