@@ -260,6 +260,50 @@ impl<'a> Engine<'a> {
         )
     }
 
+    /// The apply phase of step `i`; Err ends the run.
+    async fn apply_phase(&mut self, i: usize, check: &Check) -> Result<(), (Finish, String)> {
+        let id = self.steps[i].id();
+        let at = Instant::now();
+        self.sink.event(&Event::PhaseStarted {
+            step: id,
+            phase: Phase::Apply,
+            at: event::now(),
+        });
+        let applied = self.steps[i].apply(self.ctx, check).await;
+        let ms = at.elapsed().as_millis() as u64;
+        match applied {
+            Ok(a) => self.emit(Event::PhaseFinished {
+                step: id,
+                phase: Phase::Apply,
+                outcome: Outcome::Changed,
+                summary: a.summary,
+                changes: check.changes.clone(),
+                details: a.details,
+                duration_ms: ms,
+            }),
+            Err(f) => {
+                let message = format!("{id} failed: {}; later steps were not run", f.summary);
+                self.emit(Event::PhaseFinished {
+                    step: id,
+                    phase: Phase::Apply,
+                    outcome: Outcome::Failed,
+                    summary: f.summary,
+                    changes: Vec::new(),
+                    details: f.details,
+                    duration_ms: ms,
+                });
+                return Err((
+                    Finish {
+                        outcome: RunOutcome::Failed,
+                        exit_code: exit::STEP_FAILED,
+                    },
+                    message,
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Run the steps for real, in order; stop at the first failure or
     /// interruption. `left` is what an earlier run left each step in.
     pub async fn execute(&mut self, left: &HashMap<StepId, Left>) -> (Finish, String) {
@@ -292,45 +336,13 @@ impl<'a> Engine<'a> {
                 ));
             }
 
-            let at = Instant::now();
-            self.sink.event(&Event::PhaseStarted {
-                step: id,
-                phase: Phase::Apply,
-                at: event::now(),
-            });
-            let applied = self.steps[i].apply(self.ctx, &check).await;
-            let ms = at.elapsed().as_millis() as u64;
-            match applied {
-                Ok(a) => self.emit(Event::PhaseFinished {
-                    step: id,
-                    phase: Phase::Apply,
-                    outcome: Outcome::Changed,
-                    summary: a.summary,
-                    changes: check.changes.clone(),
-                    details: a.details,
-                    duration_ms: ms,
-                }),
-                Err(f) => {
-                    let message = format!("{id} failed: {}; later steps were not run", f.summary);
-                    self.emit(Event::PhaseFinished {
-                        step: id,
-                        phase: Phase::Apply,
-                        outcome: Outcome::Failed,
-                        summary: f.summary,
-                        changes: Vec::new(),
-                        details: f.details,
-                        duration_ms: ms,
-                    });
-                    return (
-                        Finish {
-                            outcome: RunOutcome::Failed,
-                            exit_code: exit::STEP_FAILED,
-                        },
-                        message,
-                    );
-                }
+            // A step that only looks has nothing to apply: its verify
+            // waits for what it looks at.
+            if !self.steps[i].only_looks()
+                && let Err(stop) = self.apply_phase(i, &check).await
+            {
+                return stop;
             }
-
             if self.ctx.cancel.is_set() {
                 return Engine::interrupted(format!("after applying {id}, before verifying it"));
             }

@@ -120,7 +120,7 @@ impl<W: Write + Send> Human<W> {
                 self.last_step = step.number();
                 writeln!(
                     self.out,
-                    "[{}/{}] {:<15} {:<6} {} ({}): {}",
+                    "[{}/{}] {:<16} {:<6} {} ({}): {}",
                     step.number(),
                     self.total,
                     step.as_str(),

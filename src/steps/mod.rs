@@ -209,6 +209,12 @@ pub type Prior<'a> = &'a [(StepId, Check)];
 #[async_trait]
 pub trait Step: Send + Sync {
     fn id(&self) -> StepId;
+    /// A step that only looks (no apply phase): when its check finds the
+    /// state not yet there, its verify waits for it.
+    fn only_looks(&self) -> bool {
+        false
+    }
+
     /// The one-line title for this run (the runbook's wording).
     fn title(&self, ctx: &Ctx) -> String {
         crate::context::title(ctx, self.id())

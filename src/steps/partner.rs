@@ -258,7 +258,12 @@ impl Step for PartnerCheck {
         }
     }
 
+    fn only_looks(&self) -> bool {
+        true
+    }
+
     async fn apply(&self, _ctx: &Ctx, _check: &Check) -> Result<Applied, Failure> {
+        // Never called (only_looks); kept total for the trait.
         Ok(Applied {
             summary: "nothing to change: this step only looks".into(),
             details: Vec::new(),

@@ -49,8 +49,8 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     let out = edgefail(&["-vv", "failover", "--yes"], &topo)
         .run()
         .code(0)
-        .stdout_has("dns.a           verify verified")
-        .stdout_has("dns.srv         verify verified")
+        .stdout_has("dns.a            verify verified")
+        .stdout_has("dns.srv          verify verified")
         .stdout_has("a lower number is preferred")
         .stdout_has("priorities swapped")
         .stdout_has(&format!(
@@ -81,8 +81,8 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     edgefail(&["failover", "--yes"], &topo)
         .run()
         .code(0)
-        .stdout_has("dns.a           check  already done")
-        .stdout_has("dns.srv         check  already done");
+        .stdout_has("dns.a            check  already done")
+        .stdout_has("dns.srv          check  already done");
     assert_eq!(bind.serial(bind.primary.port), before + 2);
 }
 
@@ -123,10 +123,10 @@ fn dry_run_and_plan_leave_the_zone_untouched() {
     edgefail(&["plan"], &topo)
         .run()
         .code(4)
-        .stdout_has("dns.a           check  would change")
+        .stdout_has("dns.a            check  would change")
         .stdout_has("- 203.0.113.10 (EdgePool1) [TTL 300]")
         .stdout_has("+ 203.0.113.20 (EdgePool2) [TTL 120]")
-        .stdout_has("dns.srv         check  would change");
+        .stdout_has("dns.srv          check  would change");
     edgefail(&["failover", "--dry-run"], &topo).run().code(4);
 
     let after = (
@@ -521,7 +521,7 @@ fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
     Run::new(args)
         .run()
         .code(3)
-        .stdout_has("dns.a           verify verify failed")
+        .stdout_has("dns.a            verify verify failed")
         .stdout_has(&format!(
             "waiting for {} (serial 7, still 198.51.100.7)",
             rogue.addr()
@@ -625,8 +625,8 @@ fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
     pty.wait_for("Failover complete", 1);
     let (status, seen) = pty.finish();
     assert!(status.success(), "{status}\n{seen}");
-    assert!(seen.contains("dns.a           verify verified"), "{seen}");
-    assert!(seen.contains("dns.srv         verify verified"), "{seen}");
+    assert!(seen.contains("dns.a            verify verified"), "{seen}");
+    assert!(seen.contains("dns.srv          verify verified"), "{seen}");
 }
 
 /// A server that answers every TCP query with a bare SERVFAIL header.

@@ -268,7 +268,7 @@ fn dns_primary_down_during_step_4_then_resume() {
     m.proxy.on_next_update(OnUpdate::GoDown);
     let out = m.failover().run().code(1);
     assert!(
-        out.stdout.contains("dns.a           apply  failed"),
+        out.stdout.contains("dns.a            apply  failed"),
         "{}",
         out.stdout
     );
@@ -337,7 +337,7 @@ fn sigint_during_step_4_lets_the_update_finish_then_resume() {
     child.signal("INT");
     let out = child.wait().code(130);
     assert!(
-        out.stdout.contains("dns.a           apply  changed"),
+        out.stdout.contains("dns.a            apply  changed"),
         "the update in flight finished: {}",
         out.stdout
     );
@@ -360,7 +360,7 @@ fn port_filtered_at_step_6_blocks_before_any_change_then_resume() {
     let m = Matrix::new(|t| t.replace("external_ipv4: 127.0.0.1\n", "external_ipv4: 127.0.0.21\n"));
     let out = m.failover().run().code(1);
     assert!(
-        out.stdout.contains("port.check      check  blocked"),
+        out.stdout.contains("port.check       check  blocked"),
         "{}",
         out.stdout
     );

@@ -26,10 +26,10 @@ fn plan_and_dry_run_change_nothing_and_say_what_would_change() {
 
     let out = Run::new(args(&["plan"], &topology)).run().code(4);
     for line in [
-        "pool.deployed   check  already done",
-        "services.stop   check  would change",
-        "route.set       check  would change",
-        "services.start  check  would change",
+        "pool.deployed    check  already done",
+        "services.stop    check  would change",
+        "route.set        check  would change",
+        "services.start   check  would change",
         "- EdgeServer1.contoso.com",
         "+ EdgeServer2.contoso.com",
     ] {
@@ -68,11 +68,11 @@ fn failover_runs_steps_in_order_then_a_second_run_changes_nothing() {
         .stdout
         .find("Running: each step is checked again")
         .expect("a heading between plan and run");
-    assert!(out.stdout[..plan_end].contains("services.stop   check  would change"));
-    assert!(out.stdout[plan_end..].contains("services.stop   apply  changed"));
+    assert!(out.stdout[..plan_end].contains("services.stop    check  would change"));
+    assert!(out.stdout[plan_end..].contains("services.stop    apply  changed"));
     for step in ["services.stop", "route.set", "services.start"] {
         assert!(
-            out.stdout.contains(&format!("{step:<15} verify verified")),
+            out.stdout.contains(&format!("{step:<16} verify verified")),
             "{step} not verified:\n{}",
             out.stdout
         );
@@ -310,7 +310,7 @@ fn services_that_settle_slowly_are_polled_until_they_hold() {
         .run()
         .code(0);
     assert!(
-        out.stdout.contains("services.stop   verify verified"),
+        out.stdout.contains("services.stop    verify verified"),
         "{}",
         out.stdout
     );
@@ -410,7 +410,7 @@ fn a_pool_the_cms_does_not_know_blocks_everything() {
         .run()
         .code(1);
     assert!(
-        out.stdout.contains("pool.deployed   check  blocked"),
+        out.stdout.contains("pool.deployed    check  blocked"),
         "{}",
         out.stdout
     );
@@ -430,7 +430,7 @@ fn on_a_terminal_it_asks_and_only_yes_proceeds() {
     let mut pty = crate::harness::pty::Pty::edgefail(&a);
     pty.wait_for("Type 'yes' to proceed", 1);
     assert!(
-        pty.seen.contains("services.stop   check  would change"),
+        pty.seen.contains("services.stop    check  would change"),
         "the plan comes first:\n{}",
         pty.seen
     );

@@ -477,7 +477,7 @@ fn history_lists_and_shows_runs() {
     history(&estate, &topology, &[&id])
         .run()
         .code(0)
-        .stdout_has("route.set       verify verified");
+        .stdout_has("route.set        verify verified");
     let shown = history(&estate, &topology, &[&id, "--output", "json"])
         .run()
         .code(0);

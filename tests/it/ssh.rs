@@ -51,7 +51,7 @@ fn a_pool_of_three_fails_over_in_parallel_over_ssh_on_shared_connections() {
     assert!(out.stdout.contains("Failover complete"), "{}", out.stdout);
     for step in ["services.stop", "route.set", "services.start"] {
         assert!(
-            out.stdout.contains(&format!("{step:<15} verify verified")),
+            out.stdout.contains(&format!("{step:<16} verify verified")),
             "{step} not verified:\n{}",
             out.stdout
         );
