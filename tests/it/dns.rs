@@ -3,7 +3,7 @@
 //! test must act between check and apply.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::Run;
@@ -206,18 +206,13 @@ fn a_zone_the_servers_do_not_serve_is_named() {
         .stdout_has("check dns.authoritative, dns.zone");
 }
 
-#[test]
-fn primary_down_is_connection_refused() {
-    // A port that was free a moment ago, with nothing listening.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let dir = tempfile::tempdir().unwrap();
+/// A topology whose only DNS server (primary and authoritative) is
+/// 127.0.0.1:`port`, with a fresh key and the given timeout.
+fn lone_server_topology(dir: &Path, port: u16, timeout_secs: u64) -> PathBuf {
     let key = Key::generate("edgefail-test", "hmac-sha256");
-    let keyfile = dir.path().join("k.key");
+    let keyfile = dir.join("k.key");
     key.write(&keyfile);
-    let topo = Topo {
+    Topo {
         zone: "contoso.com".into(),
         mode: "rfc2136",
         primary: format!("127.0.0.1:{port}"),
@@ -227,10 +222,21 @@ fn primary_down_is_connection_refused() {
             key.algorithm.clone(),
             format!("secret_file: {}", keyfile.display()),
         )),
-        timeout_secs: 2,
+        timeout_secs,
         ttl: 120,
     }
-    .write(dir.path());
+    .write(dir)
+}
+
+#[test]
+fn primary_down_is_connection_refused() {
+    // A port that was free a moment ago, with nothing listening.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let topo = lone_server_topology(dir.path(), port, 2);
     edgefail(&["failover", "--yes"], &topo)
         .run()
         .code(1)
@@ -251,23 +257,7 @@ fn a_hung_server_hits_the_explicit_timeout() {
         }
     });
     let dir = tempfile::tempdir().unwrap();
-    let key = Key::generate("edgefail-test", "hmac-sha256");
-    let keyfile = dir.path().join("k.key");
-    key.write(&keyfile);
-    let topo = Topo {
-        zone: "contoso.com".into(),
-        mode: "rfc2136",
-        primary: format!("127.0.0.1:{port}"),
-        authoritative: vec![format!("127.0.0.1:{port}")],
-        tsig: Some((
-            key.name.clone(),
-            key.algorithm.clone(),
-            format!("secret_file: {}", keyfile.display()),
-        )),
-        timeout_secs: 1,
-        ttl: 120,
-    }
-    .write(dir.path());
+    let topo = lone_server_topology(dir.path(), port, 1);
     let started = Instant::now();
     edgefail(&["plan"], &topo)
         .run()

@@ -184,6 +184,13 @@ fn step6_filtered_port_blocks_with_a_firewall_hint() {
 
 use crate::harness::prosody::Prosody;
 
+/// `probe --host 127.0.0.1 --port PORT --domain DOMAIN` and more.
+fn probe_local(port: &str, domain: &str, more: &[&str]) -> Run {
+    let mut args = vec!["--host", "127.0.0.1", "--port", port, "--domain", domain];
+    args.extend_from_slice(more);
+    probe(&args)
+}
+
 fn probe(args: &[&str]) -> Run {
     let mut all = vec![
         "probe",
@@ -221,17 +228,11 @@ fn probe_full_handshake_with_a_certificate_naming_the_domain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    let out = probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
+    let out = probe_local(
         &port,
-        "--domain",
         "contoso.com",
-        "--accept-untrusted-cert",
-        "--output",
-        "json",
-    ])
+        &["--accept-untrusted-cert", "--output", "json"],
+    )
     .run()
     .code(0);
     let r = json(&out);
@@ -259,21 +260,13 @@ fn probe_full_handshake_with_a_certificate_naming_the_domain() {
     assert_eq!(finding(&r, "tls.stream").len(), 2, "{r:#}");
 
     // Human output says the same, and names the accepted risk.
-    probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-        "--accept-untrusted-cert",
-    ])
-    .run()
-    .code(0)
-    .stdout_has("starttls (required), dialback")
-    .stdout_has("cover contoso.com")
-    .stdout_has("the chain is NOT trusted")
-    .stdout_has("PASS: a partner's server can federate with contoso.com");
+    probe_local(&port, "contoso.com", &["--accept-untrusted-cert"])
+        .run()
+        .code(0)
+        .stdout_has("starttls (required), dialback")
+        .stdout_has("cover contoso.com")
+        .stdout_has("the chain is NOT trusted")
+        .stdout_has("PASS: a partner's server can federate with contoso.com");
 }
 
 #[test]
@@ -281,19 +274,12 @@ fn probe_untrusted_chain_fails_without_the_flag() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-    ])
-    .run()
-    .code(1)
-    .stdout_has("ok   cert.name")
-    .stdout_has("FAIL cert.chain the chain is not trusted")
-    .stdout_has("use --accept-untrusted-cert");
+    probe_local(&port, "contoso.com", &[])
+        .run()
+        .code(1)
+        .stdout_has("ok   cert.name")
+        .stdout_has("FAIL cert.chain the chain is not trusted")
+        .stdout_has("use --accept-untrusted-cert");
 }
 
 #[test]
@@ -301,17 +287,11 @@ fn probe_reports_a_certificate_without_the_domain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    let out = probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
+    let out = probe_local(
         &port,
-        "--domain",
         "fabrikam.com",
-        "--accept-untrusted-cert",
-        "--output",
-        "json",
-    ])
+        &["--accept-untrusted-cert", "--output", "json"],
+    )
     .run()
     .code(1);
     let r = json(&out);
@@ -332,35 +312,21 @@ fn probe_wrong_domain_gets_host_unknown() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--domain",
-        "nothere.example",
-    ])
-    .run()
-    .code(1)
-    .stdout_has("answered a stream header from nothere.example")
-    .stdout_has("it sent the stream error <host-unknown>");
+    probe_local(&port, "nothere.example", &[])
+        .run()
+        .code(1)
+        .stdout_has("answered a stream header from nothere.example")
+        .stdout_has("it sent the stream error <host-unknown>");
 }
 
 #[test]
 fn probe_nothing_listening_is_closed() {
     let port = closed_port(Ipv4Addr::LOCALHOST).to_string();
-    probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-    ])
-    .run()
-    .code(1)
-    .stdout_has(&format!("127.0.0.1:{port}: closed (refused after"))
-    .stdout_has("nothing listens");
+    probe_local(&port, "contoso.com", &[])
+        .run()
+        .code(1)
+        .stdout_has(&format!("127.0.0.1:{port}: closed (refused after"))
+        .stdout_has("nothing listens");
 }
 
 #[test]
@@ -400,14 +366,7 @@ fn probe_silent_server_hits_the_first_byte_timeout() {
         drop(conn);
     })
     .to_string();
-    probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-    ])
+    probe_local(&port, "contoso.com", &[])
     .run()
     .code(1)
     .stdout_has("open (accepted")
@@ -425,18 +384,11 @@ fn probe_non_xml_answer_is_quoted() {
         std::thread::sleep(Duration::from_secs(3));
     })
     .to_string();
-    probe(&[
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-    ])
-    .run()
-    .code(1)
-    .stdout_has("it answered \"HTTP/1.1 400 Bad Request\\r\\n")
-    .stdout_has("which is not an XMPP stream");
+    probe_local(&port, "contoso.com", &[])
+        .run()
+        .code(1)
+        .stdout_has("it answered \"HTTP/1.1 400 Bad Request\\r\\n")
+        .stdout_has("which is not an XMPP stream");
 }
 
 #[test]
