@@ -432,3 +432,65 @@ fn ssh_transport_settings_are_validated_where_they_are_written() {
             "management.transport.accept_new_host_keys: 127.0.0.1 will be trusted on first contact",
         );
 }
+
+/// The fault matrix over real ssh: a start fails on one of three Edge
+/// servers, the run stops; `--resume` over ssh finishes it, starting only
+/// the server that needs it.
+#[test]
+fn a_failed_start_over_ssh_is_resumed_over_ssh() {
+    let estate = Estate::new(2);
+    estate.add_fault(serde_json::json!({
+        "host": "EdgeServer2c.contoso.com",
+        "cmdlet": "Start-CsWindowsService",
+        "action": "fail",
+        "message": "Service RTCSRV failed to start.",
+        "times": 1,
+    }));
+    let sshd = Sshd::start(estate.machines().len());
+    let topology = estate.topology_ssh(&sshd, |_, _| {});
+    let journal = estate.path("journal.jsonl");
+    let journal_arg = journal.display().to_string();
+    let out = Run::new(failover_args(&topology, &["--journal", &journal_arg]))
+        .run()
+        .code(1);
+    assert!(
+        out.stdout
+            .contains("EdgeServer2c.contoso.com: Start-CsWindowsService failed: Service RTCSRV failed to start."),
+        "{}",
+        out.stdout
+    );
+
+    let resumed = Run::new([
+        "failover",
+        "--resume",
+        "--yes",
+        "-t",
+        topology.to_str().unwrap(),
+        "--journal",
+        &journal_arg,
+    ])
+    .run()
+    .code(0);
+    assert!(
+        resumed.stdout.contains("its apply failed"),
+        "{}",
+        resumed.stdout
+    );
+    assert!(
+        resumed.stdout.contains("Failover complete"),
+        "{}",
+        resumed.stdout
+    );
+    let state = estate.read();
+    assert_eq!(state["sites"]["Site2"]["route"], "EdgeServer2.contoso.com");
+    for host in &estate.target_servers {
+        assert_eq!(
+            state["hosts"][host]["services"]["RTCSRV"], "Running",
+            "{host}"
+        );
+    }
+    // Stopped once each; started once each, plus the one that failed.
+    assert_eq!(estate.count("Stop-CsWindowsService"), 3);
+    assert_eq!(estate.count("Set-CsSite"), 1);
+    assert_eq!(estate.count("Start-CsWindowsService"), 4);
+}
