@@ -2,7 +2,7 @@
 //! engine, ask for confirmation, and map everything to an exit code.
 
 use std::collections::HashMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -604,10 +604,7 @@ fn unlock(args: UnlockArgs) -> i32 {
                     error("no terminal to confirm on: pass --yes to clear it");
                     return exit::USAGE;
                 }
-                eprint!("Clear it? Type 'yes' to proceed: ");
-                let mut answer = String::new();
-                let _ = std::io::stdin().lock().read_line(&mut answer);
-                if !answer.trim().eq_ignore_ascii_case("yes") {
+                if !crate::ask::ask("Clear it? Type 'yes' to proceed: ", "yes") {
                     println!("left as it was");
                     return exit::DECLINED;
                 }
@@ -628,17 +625,12 @@ fn unlock(args: UnlockArgs) -> i32 {
 
 /// Ask on the terminal; only "yes" proceeds.
 fn confirm(ctx: &Ctx) -> bool {
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "\nMove XMPP federation from {} to {} as planned above? Type 'yes' to proceed: ",
-        ctx.from().pool.name,
-        ctx.to().pool.name
-    );
-    let _ = err.flush();
-    let mut answer = String::new();
-    if std::io::stdin().lock().read_line(&mut answer).is_err() {
-        return false;
-    }
-    answer.trim().eq_ignore_ascii_case("yes")
+    crate::ask::ask(
+        &format!(
+            "\nMove XMPP federation from {} to {} as planned above? Type 'yes' to proceed: ",
+            ctx.from().pool.name,
+            ctx.to().pool.name
+        ),
+        "yes",
+    )
 }

@@ -2,6 +2,7 @@
 //! Business Server 2015 Edge pools as an ordered, checked runbook.
 
 pub mod app;
+pub mod ask;
 pub mod cancel;
 pub mod cli;
 pub mod context;

@@ -301,21 +301,15 @@ async fn manual(ctx: &Ctx, id: StepId, update: &Update, plain: &str) -> Result<A
             "dns.mode is manual and there is no terminal to confirm on (--yes does not confirm a manual DNS change): make the change printed above ({plain}) by hand, then run edgefail again and {id} will find it done"
         )));
     }
-    {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "Type 'done' once the change is made (anything else stops here): "
-        );
-        let _ = err.flush();
-    }
     let answer = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map(|_| line)
+        crate::ask::ask(
+            "Type 'done' once the change is made (anything else stops here): ",
+            "done",
+        )
     })
     .await;
     match answer {
-        Ok(Ok(line)) if line.trim().eq_ignore_ascii_case("done") => Ok(Applied {
+        Ok(true) => Ok(Applied {
             summary: format!(
                 "you confirmed the change was made ({plain}); verify reads it back from every server"
             ),

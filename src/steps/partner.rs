@@ -204,14 +204,19 @@ pub fn judge_pool(t: &Topology, pool: &Pool, report: &mut Report) {
 /// The partner's-eye check for the run's target pool: one reading (the
 /// caller polls).
 pub async fn partner_check(ctx: &Ctx) -> Observation {
-    let t = &ctx.topology;
-    let opts = options(t);
-    let report = partner_report(t, ctx.target_pool(), &lookup(t), &opts).await;
+    let report = target_report(ctx).await;
     Observation {
         holds: report.passed,
         summary: report.summary(),
         details: report.lines(),
     }
+}
+
+/// What partners see of the run's target pool, as the topology's
+/// authoritative servers answer.
+async fn target_report(ctx: &Ctx) -> Report {
+    let t = &ctx.topology;
+    partner_report(t, ctx.target_pool(), &lookup(t), &options(t)).await
 }
 
 /// The closing step: what a federating partner sees once the services run
@@ -226,35 +231,29 @@ impl Step for PartnerCheck {
     }
 
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
-        let t = &ctx.topology;
-        let report = partner_report(t, ctx.target_pool(), &lookup(t), &options(t)).await;
+        let report = target_report(ctx).await;
         if let Some(why) = &report.srv_error {
             // Not knowing what partners see is not the same as knowing they
             // reach the old pool.
             return Check::cannot_tell(format!(
                 "the {} lookup on the authoritative servers failed: {why}",
-                t.xmpp.srv_owner()
+                ctx.topology.xmpp.srv_owner()
             ))
             .with_details(report.lines());
         }
-        let seen = Observation {
-            holds: report.passed,
-            summary: report.summary(),
-            details: report.lines(),
-        };
-        if seen.holds {
-            Check::done(seen.summary).with_details(seen.details)
+        if report.passed {
+            Check::done(report.summary()).with_details(report.lines())
         } else {
             // Before the failover partners are expected not to reach the new
             // pool yet; whether they do is what verify finds out.
             Check::change(
                 format!(
                     "would verify after step 7 what partners see; now: {}",
-                    seen.summary
+                    report.summary()
                 ),
                 Vec::new(),
             )
-            .with_details(seen.details)
+            .with_details(report.lines())
         }
     }
 
