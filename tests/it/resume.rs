@@ -73,19 +73,6 @@ fn finishes(estate: &Estate) -> Vec<Value> {
         .collect()
 }
 
-/// The estate is failed over: route, services, and every action exactly as
-/// many times as it was needed.
-#[track_caller]
-fn assert_failed_over(estate: &Estate) {
-    let state = estate.read();
-    assert_eq!(state["sites"]["Site2"]["route"], "EdgeServer2.contoso.com");
-    for host in &estate.target_servers {
-        for (name, status) in state["hosts"][host]["services"].as_object().unwrap() {
-            assert_eq!(status, "Running", "{host} {name}");
-        }
-    }
-}
-
 /// A resume that ends well: it either finished the work, or found that the
 /// command in flight when the run stopped had already done it.
 #[track_caller]
@@ -127,7 +114,7 @@ fn stop_failing_on_one_of_three_servers_then_resume() {
     let out = resumed_ok(resume(&estate, &topology).run());
     assert!(out.stdout.contains("resumed: in run"), "{}", out.stdout);
     assert!(out.stdout.contains("its apply failed"), "{}", out.stdout);
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     // Two servers stopped in the first run; only the third again.
     assert_eq!(estate.count("Stop-CsWindowsService"), 4);
     assert_eq!(estate.count("Set-CsSite"), 1);
@@ -159,7 +146,7 @@ fn set_cssite_failing_then_resume() {
         "step 2 was verified before: {}",
         out.stdout
     );
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     assert_eq!(
         estate.count("Stop-CsWindowsService"),
         1,
@@ -184,7 +171,7 @@ fn start_hanging_past_its_deadline_then_resume() {
         out.stdout
     );
     resumed_ok(resume(&estate, &topology).run());
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     assert_eq!(estate.count("Stop-CsWindowsService"), 2);
     assert_eq!(estate.count("Set-CsSite"), 1);
     // Each server started once, plus the one whose start hung.
@@ -215,7 +202,7 @@ fn interrupt_during(cmdlet: &str, after_event: &str) {
     assert_eq!(estate.count(cmdlet), 1);
 
     resumed_ok(resume(&estate, &topology).run());
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     for c in [
         "Stop-CsWindowsService",
         "Set-CsSite",
@@ -288,7 +275,7 @@ fn second_ctrl_c_abandons_at_once() {
         "{}",
         out.stderr
     );
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
 }
 
 #[test]
@@ -330,7 +317,7 @@ fn sigkill_in_the_middle_then_resume_reports_the_stale_lock() {
         "{}",
         out.stderr
     );
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     assert_eq!(estate.count("Stop-CsWindowsService"), 1);
     assert_eq!(estate.count("Set-CsSite"), 1);
 }
@@ -356,7 +343,7 @@ fn two_concurrent_runs_the_second_fails_at_once_naming_the_holder() {
         second.stderr
     );
     first.wait().code(0);
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     assert_eq!(estate.count("Stop-CsWindowsService"), 1);
     // `unlock` has nothing to break once the holder finished cleanly.
     Run::new([
@@ -397,7 +384,7 @@ fn a_corrupted_journal_line_is_reported_and_resume_still_works() {
     assert!(hist.stderr.contains("partial last line"), "{}", hist.stderr);
     let out = resumed_ok(resume(&estate, &topology).run());
     assert!(out.stderr.contains("unreadable line"), "{}", out.stderr);
-    assert_failed_over(&estate);
+    estate.assert_failed_over();
     assert_eq!(estate.count("Set-CsSite"), 1);
 }
 

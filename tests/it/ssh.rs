@@ -48,14 +48,7 @@ fn a_pool_of_three_fails_over_in_parallel_over_ssh_on_shared_connections() {
         .env("TMPDIR", tmp.path())
         .run()
         .code(0);
-    assert!(out.stdout.contains("Failover complete"), "{}", out.stdout);
-    for step in ["services.stop", "route.set", "services.start"] {
-        assert!(
-            out.stdout.contains(&format!("{step:<16} verify verified")),
-            "{step} not verified:\n{}",
-            out.stdout
-        );
-    }
+    crate::harness::assert_lync_steps_verified(&out);
 
     let state = estate.read();
     assert_eq!(state["sites"]["Site2"]["route"], "EdgeServer2.contoso.com");
@@ -481,14 +474,7 @@ fn a_failed_start_over_ssh_is_resumed_over_ssh() {
         "{}",
         resumed.stdout
     );
-    let state = estate.read();
-    assert_eq!(state["sites"]["Site2"]["route"], "EdgeServer2.contoso.com");
-    for host in &estate.target_servers {
-        assert_eq!(
-            state["hosts"][host]["services"]["RTCSRV"], "Running",
-            "{host}"
-        );
-    }
+    estate.assert_failed_over();
     // Stopped once each; started once each, plus the one that failed.
     assert_eq!(estate.count("Stop-CsWindowsService"), 3);
     assert_eq!(estate.count("Set-CsSite"), 1);

@@ -257,3 +257,16 @@ pub fn journal_records(path: &Path) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// A completed failover whose Lync steps (2, 3, 7) each reached verified.
+#[track_caller]
+pub fn assert_lync_steps_verified(out: &Outcome) {
+    assert!(out.stdout.contains("Failover complete"), "{}", out.stdout);
+    for step in ["services.stop", "route.set", "services.start"] {
+        assert!(
+            out.stdout.contains(&format!("{step:<16} verify verified")),
+            "{step} not verified:\n{}",
+            out.stdout
+        );
+    }
+}

@@ -161,6 +161,19 @@ impl Estate {
             .collect()
     }
 
+    /// The estate is failed over: Site2's route names EdgeServer2 and every
+    /// Lync service of the target pool runs.
+    #[track_caller]
+    pub fn assert_failed_over(&self) {
+        let state = self.read();
+        assert_eq!(state["sites"]["Site2"]["route"], "EdgeServer2.contoso.com");
+        for host in &self.target_servers {
+            for (name, status) in state["hosts"][host]["services"].as_object().unwrap() {
+                assert_eq!(status, "Running", "{host} {name}");
+            }
+        }
+    }
+
     /// A stop failed on `server` alone, of 3: the step failed naming it,
     /// the other servers finished their stop, and nothing later ran.
     #[track_caller]
