@@ -1,7 +1,7 @@
 //! A stand-in for powershell.exe with the Lync Server Management Shell, for
 //! edgefail's tests (built by `cargo test`, never installed).
 //!
-//! A thin wrapper over `edgefail::rehearse::shell`, the one parser of
+//! A thin wrapper over `edgefail::sim::shell`, the one parser of
 //! edgefail's scripts (also behind `edgefail rehearse`). It takes the arguments exactly as powershell.exe would receive them
 //! (`-NoProfile -NonInteractive -EncodedCommand <base64 of UTF-16LE>`),
 //! decodes the script, and accepts only the script forms edgefail documents;
@@ -20,7 +20,7 @@ use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
 
-use edgefail::rehearse::shell::{self, Action, PsError, State, ps_error};
+use edgefail::sim::shell::{self, Action, PsError, State, ps_error};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

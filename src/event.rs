@@ -1,5 +1,7 @@
-//! The events a run emits, which every reporter (human, JSON Lines) and the
-//! journal consume.
+//! The events of edgefail: everything the operator sees of a run goes out
+//! as one of these, and every reporter (human, JSON Lines) and the journal
+//! consume them. The step ids and the change records live here too: they
+//! are part of the wire vocabulary.
 //!
 //! # JSON Lines wire format (`--output json`), version 1
 //!
@@ -20,17 +22,102 @@
 //!   "incomplete" | "completed" | "failed" | "verify_failed" | "declined" |
 //!   "refused" | "interrupted"), `exit_code`, `message`, `counts` (outcome ->
 //!   number of phases), `duration_ms`.
+//! - `warning`: `origin` ("topology" | "journal" | "lock" | "run"), `level`
+//!   ("warning" | "note"), `message`, and for topology findings `file`,
+//!   `line`, `column`, `field`.
+//! - `operator_action`: `step`, `message`, `instructions` (lines, such as
+//!   nsupdate input): the operator must act (dns.mode manual).
+//! - `rehearsal`: first line of `edgefail rehearse`: `format`, `from`, `to`,
+//!   `topology`, `domain`, `xmpp_port` (`{real, rehearsal}`), `servers`
+//!   (`[{fqdn, pool, real, rehearsal}]`), `dns` (`primary` and
+//!   `authoritative`, each `{real, rehearsal}`, and `tsig_key`),
+//!   `delay_ms`, `command_timeout_secs`, `drills`.
+//! - `rehearsal_resume`: `failed_exit_code`, `command` (what an operator
+//!   would type), `why` (present when no `--resume` was possible).
 //!
 //! Every step event carries the step's stable id in `step`: pool.deployed,
-//! services.stop, route.set, dns.a, dns.srv, port.check, services.start.
+//! services.stop, route.set, dns.a, dns.srv, port.check, services.start,
+//! federation.check.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::steps::{Change, StepId};
-
 pub const FORMAT: u32 = 1;
+
+/// Stable step ids: they appear in JSON output, journals and `--skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StepId {
+    #[serde(rename = "pool.deployed")]
+    PoolDeployed,
+    #[serde(rename = "services.stop")]
+    ServicesStop,
+    #[serde(rename = "route.set")]
+    RouteSet,
+    #[serde(rename = "dns.a")]
+    DnsA,
+    #[serde(rename = "dns.srv")]
+    DnsSrv,
+    #[serde(rename = "port.check")]
+    PortCheck,
+    #[serde(rename = "services.start")]
+    ServicesStart,
+    #[serde(rename = "federation.check")]
+    FederationCheck,
+}
+
+impl StepId {
+    pub const ALL: [StepId; 8] = [
+        StepId::PoolDeployed,
+        StepId::ServicesStop,
+        StepId::RouteSet,
+        StepId::DnsA,
+        StepId::DnsSrv,
+        StepId::PortCheck,
+        StepId::ServicesStart,
+        StepId::FederationCheck,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepId::PoolDeployed => "pool.deployed",
+            StepId::ServicesStop => "services.stop",
+            StepId::RouteSet => "route.set",
+            StepId::DnsA => "dns.a",
+            StepId::DnsSrv => "dns.srv",
+            StepId::PortCheck => "port.check",
+            StepId::ServicesStart => "services.start",
+            StepId::FederationCheck => "federation.check",
+        }
+    }
+
+    /// The step's number: 1 to 7 as in the documented runbook, 8 for the
+    /// closing partner's-eye check.
+    pub fn number(self) -> usize {
+        StepId::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
+    }
+
+    pub fn parse(text: &str) -> Option<StepId> {
+        StepId::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text || s.number().to_string() == text)
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One value that a step would change, old -> new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub what: String,
+    pub old: String,
+    pub new: String,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -140,6 +227,103 @@ pub enum Event {
         counts: BTreeMap<Outcome, usize>,
         duration_ms: u64,
     },
+    /// Something the operator should know that is not a step's result.
+    Warning {
+        origin: Origin,
+        level: Level,
+        message: String,
+        /// Where in the topology file, for topology findings.
+        #[serde(default, flatten)]
+        at: Option<Location>,
+    },
+    /// The operator must act before the step can go on.
+    OperatorAction {
+        step: StepId,
+        message: String,
+        instructions: Vec<String>,
+    },
+    /// `edgefail rehearse` says what it simulates, before the run.
+    Rehearsal(Box<Rehearsal>),
+    /// `edgefail rehearse` resumes after a drill's failure.
+    RehearsalResume {
+        failed_exit_code: i32,
+        command: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
+    },
+}
+
+/// Where a warning comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Topology,
+    Journal,
+    Lock,
+    Run,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Warning,
+    Note,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Warning => "warning",
+            Level::Note => "note",
+        }
+    }
+}
+
+/// A place in a topology file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub field: String,
+}
+
+/// A real address or port and the rehearsal's stand-in for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mapped<R, S> {
+    pub real: R,
+    pub rehearsal: S,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappedServer {
+    pub fqdn: String,
+    pub pool: String,
+    pub real: String,
+    pub rehearsal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RehearsalDns {
+    pub primary: Mapped<Option<String>, String>,
+    pub authoritative: Mapped<Vec<String>, Vec<String>>,
+    pub tsig_key: Option<String>,
+}
+
+/// What a rehearsal simulates and where it put everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rehearsal {
+    pub format: u32,
+    pub from: String,
+    pub to: String,
+    pub topology: String,
+    pub domain: String,
+    pub xmpp_port: Mapped<u16, u16>,
+    pub servers: Vec<MappedServer>,
+    pub dns: RehearsalDns,
+    pub delay_ms: u64,
+    pub command_timeout_secs: u64,
+    pub drills: Vec<String>,
 }
 
 /// Anything that consumes events: a reporter, the journal.
@@ -156,6 +340,39 @@ impl Sink for Sinks {
         for s in &mut self.0 {
             s.event(event);
         }
+    }
+}
+
+/// A handle on a run's event stream that steps, the engine and the signal
+/// watcher can share: each event reaches every sink whole, in order.
+#[derive(Clone)]
+pub struct Emitter(Arc<Mutex<Sinks>>);
+
+impl Emitter {
+    pub fn new(sinks: Sinks) -> Emitter {
+        Emitter(Arc::new(Mutex::new(sinks)))
+    }
+
+    /// An emitter whose events go nowhere (tests, look-ups).
+    pub fn discard() -> Emitter {
+        Emitter::new(Sinks::default())
+    }
+
+    pub fn emit(&self, event: &Event) {
+        let mut sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.event(event);
+    }
+
+    /// Add a sink (the journal, once it is open).
+    pub fn add(&self, sink: Box<dyn Sink>) {
+        let mut sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.0.push(sink);
+    }
+}
+
+impl Sink for Emitter {
+    fn event(&mut self, event: &Event) {
+        self.emit(event);
     }
 }
 

@@ -1,21 +1,105 @@
-//! The exit codes, in one place. `cli.rs` (--help) and the README list them
-//! for users: change all three together.
+//! The exit codes, in one place: every command ends in an [`Exit`], and
+//! this table maps it to the number the shell sees. `cli.rs` (--help) and
+//! the README list them for users: change all three together.
 
-/// Done, or nothing to do (plan: every step already done).
-pub const OK: i32 = 0;
-/// A step failed, a check found a blocker, or the state could not be read.
-pub const STEP_FAILED: i32 = 1;
-/// Usage or topology error; nothing was contacted or changed.
-pub const USAGE: i32 = 2;
-/// A step was applied but its state did not hold before the deadline.
-pub const VERIFY_FAILED: i32 = 3;
-/// plan / --dry-run: every state was read and changes are pending.
-pub const CHANGES_PENDING: i32 = 4;
-/// The operator declined at the confirmation prompt; nothing changed.
-pub const DECLINED: i32 = 5;
-/// Another failover of the same topology holds the lock.
-pub const LOCKED: i32 = 6;
-/// `--resume` refused: nothing to resume, or the topology or plan changed.
-pub const RESUME_REFUSED: i32 = 7;
-/// Interrupted by Ctrl-C or SIGTERM.
-pub const INTERRUPTED: i32 = 130;
+/// How a command ended, as the shell is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done, or nothing to do (plan: every step already done).
+    Ok,
+    /// A step failed, a check found a blocker, or the state could not be read.
+    StepFailed,
+    /// Usage or topology error; nothing was contacted or changed.
+    Usage,
+    /// A step was applied but its state did not hold before the deadline.
+    VerifyFailed,
+    /// plan / --dry-run: every state was read and changes are pending.
+    ChangesPending,
+    /// The operator declined at the confirmation prompt; nothing changed.
+    Declined,
+    /// Another failover of the same topology holds the lock.
+    Locked,
+    /// `--resume` refused: nothing to resume, or the topology or plan changed.
+    ResumeRefused,
+    /// Interrupted by Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl Exit {
+    pub const fn code(self) -> i32 {
+        match self {
+            Exit::Ok => 0,
+            Exit::StepFailed => 1,
+            Exit::Usage => 2,
+            Exit::VerifyFailed => 3,
+            Exit::ChangesPending => 4,
+            Exit::Declined => 5,
+            Exit::Locked => 6,
+            Exit::ResumeRefused => 7,
+            Exit::Interrupted => 130,
+        }
+    }
+
+    /// The exit a recorded code stands for (journals keep the number).
+    pub fn from_code(code: i32) -> Exit {
+        [
+            Exit::Ok,
+            Exit::StepFailed,
+            Exit::Usage,
+            Exit::VerifyFailed,
+            Exit::ChangesPending,
+            Exit::Declined,
+            Exit::Locked,
+            Exit::ResumeRefused,
+            Exit::Interrupted,
+        ]
+        .into_iter()
+        .find(|e| e.code() == code)
+        .unwrap_or(Exit::StepFailed)
+    }
+}
+
+pub const OK: i32 = Exit::Ok.code();
+pub const STEP_FAILED: i32 = Exit::StepFailed.code();
+pub const USAGE: i32 = Exit::Usage.code();
+pub const VERIFY_FAILED: i32 = Exit::VerifyFailed.code();
+pub const CHANGES_PENDING: i32 = Exit::ChangesPending.code();
+pub const DECLINED: i32 = Exit::Declined.code();
+pub const LOCKED: i32 = Exit::Locked.code();
+pub const RESUME_REFUSED: i32 = Exit::ResumeRefused.code();
+pub const INTERRUPTED: i32 = Exit::Interrupted.code();
+
+/// A command that could not do its work: why, and which exit says so.
+#[derive(Debug)]
+pub struct Failed {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+/// What every command returns.
+pub type CommandResult = Result<Exit, Failed>;
+
+/// An error before anything was contacted is a usage error unless said
+/// otherwise.
+impl From<anyhow::Error> for Failed {
+    fn from(error: anyhow::Error) -> Failed {
+        Failed {
+            exit: Exit::Usage,
+            error,
+        }
+    }
+}
+
+/// `.or_exit(Exit::Locked)`: fail with that exit.
+pub trait OrExit<T> {
+    fn or_exit(self, exit: Exit) -> Result<T, Failed>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for Result<T, E> {
+    fn or_exit(self, exit: Exit) -> Result<T, Failed> {
+        self.map_err(|e| Failed {
+            exit,
+            error: e.into(),
+        })
+    }
+}

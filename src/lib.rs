@@ -1,11 +1,16 @@
 //! edgefail: fail over XMPP federation between Lync Server 2013 / Skype for
 //! Business Server 2015 Edge pools as an ordered, checked runbook.
+//!
+//! The house, top to bottom (a module imports only modules below it; see
+//! the README's Architecture section and `tests/it/house.rs`):
+//! `commands` -> `settings` -> `cli` -> `engine` -> `report` -> `journal`,
+//! `lock` -> `sim` -> `steps` -> `lync` -> `transport`, `dns`, `xmpp` ->
+//! `powershell` -> `event`, `topology`, `secret`, `names`, `operator`,
+//! `cancel`, `platform`, `exit`.
 
-pub mod app;
-pub mod ask;
 pub mod cancel;
 pub mod cli;
-pub mod context;
+pub mod commands;
 pub mod dns;
 pub mod engine;
 pub mod event;
@@ -14,11 +19,13 @@ pub mod journal;
 pub mod lock;
 pub mod lync;
 pub mod names;
+pub mod operator;
+pub mod platform;
 pub mod powershell;
-pub mod probe_cmd;
-pub mod rehearse;
 pub mod report;
 pub mod secret;
+pub mod settings;
+pub mod sim;
 pub mod steps;
 pub mod topology;
 pub mod transport;

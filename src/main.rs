@@ -1,7 +1,9 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-fn main() {
+fn main() -> ExitCode {
     let cli = edgefail::cli::Cli::parse();
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
@@ -15,15 +17,17 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(1);
+    let exit = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => {
+            let result = runtime.block_on(edgefail::commands::run(cli));
+            // Don't wait for stray blocking tasks (a hung child being reaped).
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            edgefail::report::outcome(result)
         }
+        Err(e) => edgefail::report::outcome(Err(anyhow::anyhow!(
+            "cannot start the async runtime: {e}"
+        )
+        .into())),
     };
-    let code = runtime.block_on(edgefail::app::run(cli));
-    // Don't wait for stray blocking tasks (a hung child being reaped).
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    std::process::exit(code);
+    ExitCode::from(u8::try_from(exit.code()).unwrap_or(1))
 }

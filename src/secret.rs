@@ -3,8 +3,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::topology::Tsig;
-
 /// Secret bytes. `Debug` and `Display` print a placeholder, never the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Vec<u8>);
@@ -69,19 +67,32 @@ pub struct TsigKey {
     pub secret: Secret,
 }
 
-/// Load the TSIG key the topology describes.
-pub fn load_tsig(tsig: &Tsig) -> Result<TsigKey, SecretError> {
-    let secret = if let Some(path) = &tsig.secret_file {
-        read_key_file(path, &tsig.name)?
-    } else if let Some(var) = &tsig.secret_env {
-        let value = std::env::var(var).map_err(|_| SecretError::EnvUnset { name: var.clone() })?;
+/// Where a TSIG key's secret comes from, as the topology names it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySource<'a> {
+    pub name: &'a str,
+    pub algorithm: &'a str,
+    /// A key file as `tsig-keygen` writes it.
+    pub file: Option<&'a Path>,
+    /// An environment variable holding the base64 secret.
+    pub env: Option<&'a str>,
+}
+
+/// Load the TSIG key `source` describes.
+pub fn load_tsig(source: KeySource<'_>) -> Result<TsigKey, SecretError> {
+    let secret = if let Some(path) = source.file {
+        read_key_file(path, source.name)?
+    } else if let Some(var) = source.env {
+        let value = std::env::var(var).map_err(|_| SecretError::EnvUnset {
+            name: var.to_string(),
+        })?;
         decode(value.trim(), &format!("environment variable {var}"))?
     } else {
         return Err(SecretError::NoSource);
     };
     Ok(TsigKey {
-        name: tsig.name.clone(),
-        algorithm: tsig.algorithm.clone(),
+        name: source.name.to_string(),
+        algorithm: source.algorithm.to_string(),
         secret,
     })
 }

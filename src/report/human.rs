@@ -1,9 +1,10 @@
 //! The human reporter: one line per step phase with its outcome and time,
-//! changes as a diff, and a closing summary.
+//! changes as a diff, and a closing summary on stdout; warnings and what the
+//! operator must do on stderr; what a rehearsal simulates before the run.
 
 use std::io::{IsTerminal, Write};
 
-use crate::event::{Event, Outcome, Phase, RunOutcome, Sink};
+use crate::event::{Event, Outcome, Phase, Rehearsal, RunOutcome, Sink};
 
 pub struct Human<W: Write + Send> {
     out: W,
@@ -117,7 +118,6 @@ impl<W: Write + Send> Human<W> {
                     )?;
                 }
                 self.last_step = step.number();
-                self.last_step = step.number();
                 writeln!(
                     self.out,
                     "[{}/{}] {:<16} {:<6} {} ({}): {}",
@@ -184,7 +184,111 @@ impl<W: Write + Send> Human<W> {
                     secs(*duration_ms)
                 )?;
             }
+            Event::Warning {
+                level, message, at, ..
+            } => {
+                let mut err = std::io::stderr().lock();
+                match at {
+                    Some(at) => writeln!(
+                        err,
+                        "{}:{}:{}: {}: {}: {message}",
+                        at.file,
+                        at.line,
+                        at.column,
+                        level.as_str(),
+                        if at.field.is_empty() {
+                            "(document)"
+                        } else {
+                            &at.field
+                        }
+                    )?,
+                    None => writeln!(err, "{}: {message}", level.as_str())?,
+                }
+            }
+            Event::OperatorAction {
+                step,
+                message,
+                instructions,
+            } => {
+                let mut err = std::io::stderr().lock();
+                writeln!(err, "\n{step}: {message}")?;
+                writeln!(
+                    err,
+                    "As nsupdate input (the prerequisites make it a compare-and-swap):"
+                )?;
+                for line in instructions {
+                    writeln!(err, "    {line}")?;
+                }
+                err.flush()?;
+            }
+            Event::Rehearsal(r) => self.rehearsal(r)?,
+            Event::RehearsalResume {
+                failed_exit_code,
+                command,
+                why,
+            } => {
+                let why = why.as_ref().map(|w| format!("; {w}")).unwrap_or_default();
+                writeln!(
+                    self.out,
+                    "\nREHEARSAL: that is what the real run would show (exit {failed_exit_code}){why}. Fault cleared; now, as an operator would: {command}\n"
+                )?;
+            }
         }
         self.out.flush()
+    }
+}
+
+impl<W: Write + Send> Human<W> {
+    /// Say at the top that this is a rehearsal, and where everything went.
+    fn rehearsal(&mut self, r: &Rehearsal) -> std::io::Result<()> {
+        let port = r.xmpp_port.rehearsal;
+        writeln!(
+            self.out,
+            "REHEARSAL of {} -> {} on {}: nothing real is contacted or changed.",
+            r.from, r.to, r.topology
+        )?;
+        writeln!(
+            self.out,
+            "The estate is simulated inside this process, on loopback only (127.0.0.0/8):"
+        )?;
+        for m in &r.servers {
+            writeln!(
+                self.out,
+                "  {} ({}): {} -> {}:{port}, with a simulated management shell and Lync services",
+                m.fqdn, m.pool, m.real, m.rehearsal
+            )?;
+        }
+        writeln!(
+            self.out,
+            "  DNS primary {} -> {} (RFC 2136 with a TSIG key generated for this rehearsal)",
+            r.dns.primary.real.as_deref().unwrap_or("(none)"),
+            r.dns.primary.rehearsal
+        )?;
+        writeln!(
+            self.out,
+            "  DNS authoritative {} -> {} (a secondary that follows the primary)",
+            if r.dns.authoritative.real.is_empty() {
+                "(none)".to_string()
+            } else {
+                r.dns.authoritative.real.join(", ")
+            },
+            r.dns.authoritative.rehearsal.join(", ")
+        )?;
+        writeln!(
+            self.out,
+            "  XMPP port {} -> {port}; each Edge server listens only while its Lync services run, with a self-signed certificate for {} made for this rehearsal and accepted explicitly (xmpp.accept_untrusted_cert)",
+            r.xmpp_port.real, r.domain
+        )?;
+        writeln!(
+            self.out,
+            "  management shell -> simulated; each command takes {} ms (stopping and starting services, setting the route: {} ms); command timeout {}s",
+            r.delay_ms,
+            r.delay_ms.saturating_mul(4),
+            r.command_timeout_secs
+        )?;
+        if !r.drills.is_empty() {
+            writeln!(self.out, "  drills: {}", r.drills.join(", "))?;
+        }
+        writeln!(self.out)
     }
 }

@@ -3,19 +3,22 @@
 
 use async_trait::async_trait;
 
-use super::{Applied, Check, Failure, Prior, Step, StepId, Verified};
-use crate::context::Ctx;
+use super::{Check, CheckState, Ctx, Look, Prior, StepId, Verified};
 use crate::lync::MachineError;
 
 pub struct PoolDeployed;
 
 #[async_trait]
-impl Step for PoolDeployed {
+impl Look for PoolDeployed {
     fn id(&self) -> StepId {
         StepId::PoolDeployed
     }
 
-    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
+    fn title(&self, ctx: &Ctx) -> String {
+        format!("Confirm {} is deployed", ctx.to().pool.name)
+    }
+
+    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<()> {
         let pool = ctx.target_pool();
         let site = ctx.target_site();
         let cms = match ctx
@@ -78,17 +81,10 @@ impl Step for PoolDeployed {
         }
     }
 
-    async fn apply(&self, ctx: &Ctx, _check: &Check) -> Result<Applied, Failure> {
-        Err(Failure::new(format!(
-            "edgefail does not deploy pools: deploy {} with Topology Builder first",
-            ctx.target_pool().name
-        )))
-    }
-
-    async fn verify(&self, ctx: &Ctx, _check: &Check) -> Verified {
-        let check = self.check(ctx, &[]).await;
+    async fn verify(&self, ctx: &Ctx) -> Verified {
+        let check = self.check(ctx, &[]).await.reading;
         Verified {
-            holds: check.state == super::CheckState::Done,
+            holds: check.state == CheckState::Done,
             summary: check.summary,
             details: check.details,
         }

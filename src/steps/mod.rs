@@ -1,116 +1,35 @@
-//! The runbook's steps. Each step has a stable id and three phases:
-//! check (read the real state, change nothing), apply, verify (read back
-//! until the state holds or the deadline passes).
+//! The runbook's steps. Each step has a stable id (see `event::StepId`) and
+//! three phases: check (read the real state, change nothing), apply, verify
+//! (read back until the state holds or the deadline passes). A step that
+//! changes something implements [`Step`]: its check hands a typed plan to its
+//! apply and verify. A step that only looks implements [`Look`]: it has no
+//! apply, and its verify waits for what it looks at.
 
+pub mod ctx;
 mod deploy;
-mod dns;
 pub mod partner;
 pub mod port;
+pub mod records;
 mod route;
 mod services;
+pub mod srv_preference;
 
-use std::any::Any;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 
-use crate::context::Ctx;
-
-pub use dns::{DnsA, DnsSrv};
+pub use crate::event::{Change, StepId};
+pub use ctx::{Ctx, RunOptions, SelectError};
+pub use records::{DnsA, DnsSrv};
 pub use route::RouteState;
-
-/// Stable step ids: they appear in JSON output, journals and `--skip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StepId {
-    #[serde(rename = "pool.deployed")]
-    PoolDeployed,
-    #[serde(rename = "services.stop")]
-    ServicesStop,
-    #[serde(rename = "route.set")]
-    RouteSet,
-    #[serde(rename = "dns.a")]
-    DnsA,
-    #[serde(rename = "dns.srv")]
-    DnsSrv,
-    #[serde(rename = "port.check")]
-    PortCheck,
-    #[serde(rename = "services.start")]
-    ServicesStart,
-    #[serde(rename = "federation.check")]
-    FederationCheck,
-}
-
-impl StepId {
-    pub const ALL: [StepId; 8] = [
-        StepId::PoolDeployed,
-        StepId::ServicesStop,
-        StepId::RouteSet,
-        StepId::DnsA,
-        StepId::DnsSrv,
-        StepId::PortCheck,
-        StepId::ServicesStart,
-        StepId::FederationCheck,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepId::PoolDeployed => "pool.deployed",
-            StepId::ServicesStop => "services.stop",
-            StepId::RouteSet => "route.set",
-            StepId::DnsA => "dns.a",
-            StepId::DnsSrv => "dns.srv",
-            StepId::PortCheck => "port.check",
-            StepId::ServicesStart => "services.start",
-            StepId::FederationCheck => "federation.check",
-        }
-    }
-
-    /// The step's number: 1 to 7 as in the documented runbook, 8 for the
-    /// closing partner's-eye check.
-    pub fn number(self) -> usize {
-        StepId::ALL.iter().position(|s| *s == self).unwrap_or(0) + 1
-    }
-
-    pub fn parse(text: &str) -> Option<StepId> {
-        StepId::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text || s.number().to_string() == text)
-    }
-}
-
-impl std::fmt::Display for StepId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One value that a step would change, old -> new.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    pub what: String,
-    pub old: String,
-    pub new: String,
-}
-
-/// What a check found.
-#[derive(Debug, Clone)]
-pub struct Check {
-    pub state: CheckState,
-    pub summary: String,
-    pub changes: Vec<Change>,
-    pub details: Vec<String>,
-    /// What the step read, for its own apply (a DNS compare-and-swap needs
-    /// the exact records seen).
-    pub memo: Option<Arc<dyn Any + Send + Sync>>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckState {
     /// The desired state already holds.
     Done,
-    /// Apply would change something.
+    /// Apply would change something (a look: verify has something to wait for).
     WouldChange,
     /// The state could not be read.
     CannotTell,
@@ -118,48 +37,75 @@ pub enum CheckState {
     Blocked,
 }
 
-impl Check {
-    fn new(state: CheckState, summary: impl Into<String>) -> Check {
+/// What a check found, as reported.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub state: CheckState,
+    pub summary: String,
+    pub changes: Vec<Change>,
+    pub details: Vec<String>,
+}
+
+/// A check's result: the reading, and for "would change" the plan that the
+/// step's apply and verify follow (the records a compare-and-swap expects,
+/// the servers still to stop, the route's parameter and value).
+#[derive(Debug, Clone)]
+pub struct Check<P> {
+    pub reading: Reading,
+    pub plan: Option<P>,
+}
+
+impl<P> Deref for Check<P> {
+    type Target = Reading;
+
+    fn deref(&self) -> &Reading {
+        &self.reading
+    }
+}
+
+impl<P> Check<P> {
+    fn new(state: CheckState, summary: impl Into<String>) -> Check<P> {
         Check {
-            state,
-            summary: summary.into(),
-            changes: Vec::new(),
-            details: Vec::new(),
-            memo: None,
+            reading: Reading {
+                state,
+                summary: summary.into(),
+                changes: Vec::new(),
+                details: Vec::new(),
+            },
+            plan: None,
         }
     }
 
-    pub fn done(summary: impl Into<String>) -> Check {
+    pub fn done(summary: impl Into<String>) -> Check<P> {
         Check::new(CheckState::Done, summary)
     }
 
-    pub fn change(summary: impl Into<String>, changes: Vec<Change>) -> Check {
-        Check {
-            changes,
-            ..Check::new(CheckState::WouldChange, summary)
-        }
+    /// Apply would change `changes`, following `plan`.
+    pub fn change(summary: impl Into<String>, changes: Vec<Change>, plan: P) -> Check<P> {
+        let mut check = Check::new(CheckState::WouldChange, summary);
+        check.reading.changes = changes;
+        check.plan = Some(plan);
+        check
     }
 
-    pub fn cannot_tell(reason: impl Into<String>) -> Check {
+    pub fn cannot_tell(reason: impl Into<String>) -> Check<P> {
         Check::new(CheckState::CannotTell, reason)
     }
 
-    pub fn blocked(reason: impl Into<String>) -> Check {
+    pub fn blocked(reason: impl Into<String>) -> Check<P> {
         Check::new(CheckState::Blocked, reason)
     }
 
-    pub fn with_details(mut self, details: Vec<String>) -> Check {
-        self.details = details;
+    pub fn with_details(mut self, details: Vec<String>) -> Check<P> {
+        self.reading.details = details;
         self
     }
+}
 
-    pub fn with_memo<T: Any + Send + Sync>(mut self, memo: T) -> Check {
-        self.memo = Some(Arc::new(memo));
-        self
-    }
-
-    pub fn memo<T: Any>(&self) -> Option<&T> {
-        self.memo.as_deref().and_then(|m| m.downcast_ref())
+impl Check<()> {
+    /// A look whose state is not there yet: its verify waits for it.
+    pub fn waits(summary: impl Into<String>) -> Check<()> {
+        Check::change(summary, Vec::new(), ())
     }
 }
 
@@ -202,39 +148,154 @@ pub struct Verified {
     pub details: Vec<String>,
 }
 
-/// Checks of the steps before this one in the same plan, so a later check
-/// can account for what an earlier step is about to change.
-pub type Prior<'a> = &'a [(StepId, Check)];
+/// The states earlier steps' checks found in the same pass, so a later
+/// check can account for what an earlier step is about to change.
+pub type Prior<'a> = &'a [(StepId, CheckState)];
 
+/// A step that changes something.
 #[async_trait]
 pub trait Step: Send + Sync {
+    /// What check hands to apply and verify.
+    type Plan: Send + Sync;
+
     fn id(&self) -> StepId;
-    /// A step that only looks (no apply phase): when its check finds the
-    /// state not yet there, its verify waits for it.
-    fn only_looks(&self) -> bool {
-        false
+    /// The one-line title for this run (the runbook's wording).
+    fn title(&self, ctx: &Ctx) -> String;
+    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check<Self::Plan>;
+    async fn apply(&self, ctx: &Ctx, plan: &Self::Plan) -> Result<Applied, Failure>;
+    async fn verify(&self, ctx: &Ctx, plan: &Self::Plan) -> Verified;
+}
+
+/// A step that only looks: no apply phase. When its check finds the state
+/// not yet there ([`Check::waits`]), its verify waits for it.
+#[async_trait]
+pub trait Look: Send + Sync {
+    fn id(&self) -> StepId;
+    fn title(&self, ctx: &Ctx) -> String;
+    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check<()>;
+    async fn verify(&self, ctx: &Ctx) -> Verified;
+}
+
+/// A changing step as the engine drives it: the plan of its last check is
+/// kept inside, typed, for its apply and verify.
+#[async_trait]
+pub trait Planned: Send + Sync {
+    fn id(&self) -> StepId;
+    fn title(&self, ctx: &Ctx) -> String;
+    /// Check, keeping the plan (if any) for apply and verify.
+    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Reading;
+    async fn apply(&self, ctx: &Ctx) -> Result<Applied, Failure>;
+    async fn verify(&self, ctx: &Ctx) -> Verified;
+}
+
+struct Bound<S: Step> {
+    step: S,
+    plan: Mutex<Option<Arc<S::Plan>>>,
+}
+
+impl<S: Step> Bound<S> {
+    fn plan(&self) -> Option<Arc<S::Plan>> {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn no_plan(id: StepId) -> String {
+    format!("{id}: no plan from a check to follow (its check must run first)")
+}
+
+#[async_trait]
+impl<S: Step> Planned for Bound<S> {
+    fn id(&self) -> StepId {
+        self.step.id()
     }
 
-    /// The one-line title for this run (the runbook's wording).
     fn title(&self, ctx: &Ctx) -> String {
-        crate::context::title(ctx, self.id())
+        self.step.title(ctx)
     }
-    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check;
-    async fn apply(&self, ctx: &Ctx, check: &Check) -> Result<Applied, Failure>;
-    async fn verify(&self, ctx: &Ctx, check: &Check) -> Verified;
+
+    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Reading {
+        let check = self.step.check(ctx, prior).await;
+        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = check.plan.map(Arc::new);
+        check.reading
+    }
+
+    async fn apply(&self, ctx: &Ctx) -> Result<Applied, Failure> {
+        match self.plan() {
+            Some(plan) => self.step.apply(ctx, &plan).await,
+            None => Err(Failure::new(no_plan(self.id()))),
+        }
+    }
+
+    async fn verify(&self, ctx: &Ctx) -> Verified {
+        match self.plan() {
+            Some(plan) => self.step.verify(ctx, &plan).await,
+            None => Verified {
+                holds: false,
+                summary: no_plan(self.id()),
+                details: Vec::new(),
+            },
+        }
+    }
+}
+
+/// One entry of a runbook: a step that changes, or one that looks.
+pub enum Entry {
+    Changes(Box<dyn Planned>),
+    Looks(Box<dyn Look>),
+}
+
+impl Entry {
+    pub fn changes<S: Step + 'static>(step: S) -> Entry {
+        Entry::Changes(Box::new(Bound {
+            step,
+            plan: Mutex::new(None),
+        }))
+    }
+
+    pub fn looks<L: Look + 'static>(look: L) -> Entry {
+        Entry::Looks(Box::new(look))
+    }
+
+    pub fn id(&self) -> StepId {
+        match self {
+            Entry::Changes(s) => s.id(),
+            Entry::Looks(l) => l.id(),
+        }
+    }
+
+    pub fn title(&self, ctx: &Ctx) -> String {
+        match self {
+            Entry::Changes(s) => s.title(ctx),
+            Entry::Looks(l) => l.title(ctx),
+        }
+    }
+
+    pub async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Reading {
+        match self {
+            Entry::Changes(s) => s.check(ctx, prior).await,
+            Entry::Looks(l) => l.check(ctx, prior).await.reading,
+        }
+    }
+
+    pub async fn verify(&self, ctx: &Ctx) -> Verified {
+        match self {
+            Entry::Changes(s) => s.verify(ctx).await,
+            Entry::Looks(l) => l.verify(ctx).await,
+        }
+    }
 }
 
 /// The runbook in its documented order.
-pub fn runbook() -> Vec<Box<dyn Step>> {
+pub fn runbook() -> Vec<Entry> {
     vec![
-        Box::new(deploy::PoolDeployed),
-        Box::new(services::Services::stop()),
-        Box::new(route::Route),
-        Box::new(dns::DnsA),
-        Box::new(dns::DnsSrv),
-        Box::new(port::PortCheck),
-        Box::new(services::Services::start()),
-        Box::new(partner::PartnerCheck),
+        Entry::looks(deploy::PoolDeployed),
+        Entry::changes(services::Services::stop()),
+        Entry::changes(route::Route),
+        Entry::changes(records::DnsA),
+        Entry::changes(records::DnsSrv),
+        Entry::looks(port::PortCheck),
+        Entry::changes(services::Services::start()),
+        Entry::looks(partner::PartnerCheck),
     ]
 }
 

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Applied, Check, Failure, Observation, Prior, Step, StepId, Verified};
-use crate::context::Ctx;
+use super::{Check, Ctx, Look, Observation, Prior, StepId, Verified};
 use crate::topology::{Pool, Topology, parse_server_addr};
 use crate::xmpp::probe::{self, ProbeOptions, Report, Status};
 use crate::xmpp::srv::{DirectLookup, Lookup};
@@ -225,12 +224,19 @@ async fn target_report(ctx: &Ctx) -> Report {
 pub struct PartnerCheck;
 
 #[async_trait]
-impl Step for PartnerCheck {
+impl Look for PartnerCheck {
     fn id(&self) -> StepId {
         StepId::FederationCheck
     }
 
-    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
+    fn title(&self, ctx: &Ctx) -> String {
+        format!(
+            "Check what a federating partner sees of {} (SRV, port, STARTTLS, certificate)",
+            ctx.topology.xmpp.domain
+        )
+    }
+
+    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<()> {
         let report = target_report(ctx).await;
         if let Some(why) = &report.srv_error {
             // Not knowing what partners see is not the same as knowing they
@@ -246,30 +252,15 @@ impl Step for PartnerCheck {
         } else {
             // Before the failover partners are expected not to reach the new
             // pool yet; whether they do is what verify finds out.
-            Check::change(
-                format!(
-                    "would verify after step 7 what partners see; now: {}",
-                    report.summary()
-                ),
-                Vec::new(),
-            )
+            Check::waits(format!(
+                "would verify after step 7 what partners see; now: {}",
+                report.summary()
+            ))
             .with_details(report.lines())
         }
     }
 
-    fn only_looks(&self) -> bool {
-        true
-    }
-
-    async fn apply(&self, _ctx: &Ctx, _check: &Check) -> Result<Applied, Failure> {
-        // Never called (only_looks); kept total for the trait.
-        Ok(Applied {
-            summary: "nothing to change: this step only looks".into(),
-            details: Vec::new(),
-        })
-    }
-
-    async fn verify(&self, ctx: &Ctx, _check: &Check) -> Verified {
+    async fn verify(&self, ctx: &Ctx) -> Verified {
         super::poll(ctx, || partner_check(ctx)).await
     }
 }

@@ -6,8 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use async_trait::async_trait;
 
-use super::{Applied, Check, CheckState, Failure, Prior, Step, StepId, Verified};
-use crate::context::Ctx;
+use super::{Check, CheckState, Ctx, Look, Prior, StepId, Verified};
 use crate::xmpp::Timeouts;
 use crate::xmpp::port::{self, PortProbe, PortState};
 
@@ -61,7 +60,7 @@ fn line(s: &ServerPort) -> String {
 }
 
 /// Judge the probes: open or closed everywhere passes.
-pub fn judge(ctx: &Ctx, seen: &[ServerPort]) -> Check {
+pub fn judge(ctx: &Ctx, seen: &[ServerPort]) -> Check<()> {
     let pool = &ctx.target_pool().name;
     let port = ctx.topology.xmpp.port;
     let details: Vec<String> = seen.iter().map(line).collect();
@@ -101,32 +100,25 @@ pub fn judge(ctx: &Ctx, seen: &[ServerPort]) -> Check {
 }
 
 #[async_trait]
-impl Step for PortCheck {
+impl Look for PortCheck {
     fn id(&self) -> StepId {
         StepId::PortCheck
     }
 
-    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
+    fn title(&self, ctx: &Ctx) -> String {
+        format!(
+            "Check port {} on {}",
+            ctx.topology.xmpp.port,
+            ctx.to().pool.name
+        )
+    }
+
+    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<()> {
         judge(ctx, &probe_pool(ctx).await)
     }
 
-    async fn apply(&self, _ctx: &Ctx, check: &Check) -> Result<Applied, Failure> {
-        // Read-only: a passing check is already done, a failing one needs
-        // the firewall changed by its owner.
-        match check.state {
-            CheckState::Done => Ok(Applied {
-                summary: "nothing to change".into(),
-                details: Vec::new(),
-            }),
-            _ => Err(Failure {
-                summary: format!("edgefail does not change firewalls: {}", check.summary),
-                details: check.details.clone(),
-            }),
-        }
-    }
-
-    async fn verify(&self, ctx: &Ctx, _check: &Check) -> Verified {
-        let check = judge(ctx, &probe_pool(ctx).await);
+    async fn verify(&self, ctx: &Ctx) -> Verified {
+        let check = judge(ctx, &probe_pool(ctx).await).reading;
         Verified {
             holds: check.state == CheckState::Done,
             summary: check.summary,

@@ -7,8 +7,7 @@
 
 use async_trait::async_trait;
 
-use super::{Applied, Change, Check, Failure, Observation, Prior, Step, StepId, Verified};
-use crate::context::Ctx;
+use super::{Applied, Change, Check, Ctx, Failure, Observation, Prior, Step, StepId, Verified};
 use crate::names::printable;
 use crate::topology::RouteParameter;
 
@@ -142,11 +141,22 @@ impl RouteState {
 
 #[async_trait]
 impl Step for Route {
+    type Plan = RouteState;
+
     fn id(&self) -> StepId {
         StepId::RouteSet
     }
 
-    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check {
+    fn title(&self, ctx: &Ctx) -> String {
+        let to = ctx.to();
+        format!(
+            "Point {}'s XMPP federation route at {}",
+            to.site.name,
+            to.pool.route_server()
+        )
+    }
+
+    async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<RouteState> {
         let site = &ctx.target_site().name;
         match RouteState::read(ctx).await {
             Err(e) if e.blocked => Check::blocked(e.message),
@@ -167,18 +177,12 @@ impl Step for Route {
                     old: state.current_text(),
                     new: state.desired.clone(),
                 }],
-            )
-            .with_memo(state),
+                state,
+            ),
         }
     }
 
-    async fn apply(&self, ctx: &Ctx, check: &Check) -> Result<Applied, Failure> {
-        let state = match check.memo::<RouteState>() {
-            Some(s) => s.clone(),
-            None => RouteState::read(ctx)
-                .await
-                .map_err(|e| Failure::new(e.message))?,
-        };
+    async fn apply(&self, ctx: &Ctx, state: &RouteState) -> Result<Applied, Failure> {
         let site = &ctx.target_site().name;
         ctx.management
             .set_route(
@@ -199,7 +203,7 @@ impl Step for Route {
         })
     }
 
-    async fn verify(&self, ctx: &Ctx, _check: &Check) -> Verified {
+    async fn verify(&self, ctx: &Ctx, _state: &RouteState) -> Verified {
         let timeout = ctx.opts.command_timeout;
         let site = &ctx.target_site().name;
         let route = super::poll(ctx, || async {

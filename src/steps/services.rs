@@ -9,9 +9,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{
-    Applied, Change, Check, CheckState, Failure, Observation, Prior, Step, StepId, Verified,
+    Applied, Change, Check, CheckState, Ctx, Failure, Observation, Prior, Step, StepId, Verified,
 };
-use crate::context::Ctx;
 use crate::lync::{Machine, MachineError, Service};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +47,7 @@ impl Services {
 }
 
 /// The servers that still need the action, by name.
-struct Pending(Vec<String>);
+pub struct Pending(Vec<String>);
 
 /// Run `job` on each machine, at most `ctx.opts.parallel` at once; every job
 /// runs to its end (or its own timeout), results in input order.
@@ -134,6 +133,8 @@ fn list(services: &[&Service]) -> String {
 
 #[async_trait]
 impl Step for Services {
+    type Plan = Pending;
+
     fn id(&self) -> StepId {
         match self.want {
             Want::Stopped => StepId::ServicesStop,
@@ -141,7 +142,18 @@ impl Step for Services {
         }
     }
 
-    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check {
+    fn title(&self, ctx: &Ctx) -> String {
+        let verb = match self.want {
+            Want::Stopped => "Stop",
+            Want::Running => "Start",
+        };
+        format!(
+            "{verb} the Lync services on every Edge server of {}",
+            ctx.to().pool.name
+        )
+    }
+
+    async fn check(&self, ctx: &Ctx, prior: Prior<'_>) -> Check<Pending> {
         let want = self.want;
         let mut unreadable = Vec::new();
         let mut pending = Vec::new();
@@ -192,14 +204,14 @@ impl Step for Services {
                             pending.len()
                         ),
                         changes,
+                        Pending(pending),
                     )
-                    .with_details(details)
-                    .with_memo(Pending(pending)),
+                    .with_details(details),
                 }
             }
             Want::Running if pending.is_empty() => {
-                let stop_pending = prior.iter().any(|(id, c)| {
-                    *id == StepId::ServicesStop && c.state == CheckState::WouldChange
+                let stop_pending = prior.iter().any(|(id, state)| {
+                    *id == StepId::ServicesStop && *state == CheckState::WouldChange
                 });
                 if stop_pending {
                     let all: Vec<String> = ctx.edges.iter().map(|m| m.name.clone()).collect();
@@ -214,9 +226,9 @@ impl Step for Services {
                     Check::change(
                         format!("would start the Lync services again on {} server(s) of {pool} after step 2", all.len()),
                         changes,
+                        Pending(all),
                     )
                     .with_details(details)
-                    .with_memo(Pending(all))
                 } else {
                     Check::done(format!("every Lync service on {pool} is Running"))
                         .with_details(details)
@@ -230,21 +242,17 @@ impl Step for Services {
                     pending.len()
                 ),
                 changes,
+                Pending(pending),
             )
-            .with_details(details)
-            .with_memo(Pending(pending)),
+            .with_details(details),
         }
     }
 
-    async fn apply(&self, ctx: &Ctx, check: &Check) -> Result<Applied, Failure> {
-        let names: Vec<String> = match check.memo::<Pending>() {
-            Some(p) => p.0.clone(),
-            None => ctx.edges.iter().map(|m| m.name.clone()).collect(),
-        };
+    async fn apply(&self, ctx: &Ctx, pending: &Pending) -> Result<Applied, Failure> {
         let machines: Vec<Arc<Machine>> = ctx
             .edges
             .iter()
-            .filter(|m| names.contains(&m.name))
+            .filter(|m| pending.0.contains(&m.name))
             .cloned()
             .collect();
         let timeout = ctx.opts.command_timeout;
@@ -298,7 +306,7 @@ impl Step for Services {
         }
     }
 
-    async fn verify(&self, ctx: &Ctx, _check: &Check) -> Verified {
+    async fn verify(&self, ctx: &Ctx, _pending: &Pending) -> Verified {
         let want = self.want;
         super::poll(ctx, || async {
             let mut stragglers = Vec::new();

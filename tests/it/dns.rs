@@ -301,10 +301,10 @@ fn manual_mode_prints_the_change_and_needs_a_terminal() {
 
 // ---- library level: where the test acts between the phases ----
 
-use edgefail::context::{Ctx, RunOptions};
 use edgefail::dns::{Authority, DnsError, Primary, Signer, Update};
 use edgefail::secret::{Secret, TsigKey};
 use edgefail::steps::{CheckState, DnsA, DnsSrv, Step};
+use edgefail::steps::{Ctx, RunOptions};
 
 fn ctx(topology: &Path) -> Ctx {
     let loaded = edgefail::topology::load(topology).expect("valid topology");
@@ -351,7 +351,10 @@ async fn a_change_between_check_and_apply_stops_the_swap() {
     bind.nsupdate(
         "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 300 A 198.51.100.7",
     );
-    let failure = DnsA.apply(&ctx, &check).await.unwrap_err();
+    let failure = DnsA
+        .apply(&ctx, check.plan.as_ref().expect("a plan"))
+        .await
+        .unwrap_err();
     assert!(
         failure.summary.starts_with(
             "xmpp.contoso.com A changed since the check: expected 203.0.113.10 (EdgePool1), found 198.51.100.7"
@@ -369,7 +372,10 @@ async fn a_change_between_check_and_apply_stops_the_swap() {
     let check = DnsSrv.check(&ctx, &[]).await;
     assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
     bind.nsupdate("update add _xmpp-server._tcp.contoso.com 300 SRV 5 0 5269 rogue.contoso.com.");
-    let failure = DnsSrv.apply(&ctx, &check).await.unwrap_err();
+    let failure = DnsSrv
+        .apply(&ctx, check.plan.as_ref().expect("a plan"))
+        .await
+        .unwrap_err();
     assert!(
         failure.summary.contains(
             "_xmpp-server._tcp.contoso.com SRV changed since the check: expected 10 0 5269 edgepool1-xmpp.contoso.com. (EdgePool1), found 5 0 5269 rogue.contoso.com., 10 0 5269"
@@ -393,7 +399,9 @@ async fn manual_mode_verify_polls_every_server() {
     bind.nsupdate(
         "update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 120 A 203.0.113.20",
     );
-    let verified = DnsA.verify(&ctx, &check).await;
+    let verified = DnsA
+        .verify(&ctx, check.plan.as_ref().expect("a plan"))
+        .await;
     assert!(verified.holds, "{verified:?}");
     assert!(
         verified.summary.contains("gone from every cache by"),

@@ -5,6 +5,7 @@ mod dns;
 mod e2e;
 mod failover;
 mod harness;
+mod house;
 mod rehearse;
 mod resume;
 mod ssh;

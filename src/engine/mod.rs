@@ -1,35 +1,35 @@
 //! Runs the runbook: the plan (every check, nothing changed), then, for a
 //! failover, each step in order as check -> apply -> verify, stopping at the
-//! first step that fails. Everything it learns goes out as events.
+//! first step that fails. Everything it learns goes out as events on the
+//! run's event stream. [`runner`] drives a whole run on top of it.
+
+pub mod resume;
+pub mod runner;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::context::Ctx;
-use crate::event::{self, Event, Outcome, Phase, RunOutcome, Sink, StepInfo};
+use crate::event::{self, Event, Outcome, Phase, RunOutcome, StepInfo};
 use crate::exit;
 use crate::journal::Left;
-use crate::steps::{Check, CheckState, Step, StepId};
+use crate::steps::{CheckState, Ctx, Entry, Reading, StepId};
 
 pub struct Engine<'a> {
     ctx: &'a Ctx,
-    steps: Vec<Box<dyn Step>>,
+    steps: Vec<Entry>,
     skip: Vec<StepId>,
-    sink: &'a mut dyn Sink,
     started: Instant,
     counts: BTreeMap<Outcome, usize>,
 }
 
-/// The plan: each step's check, in order.
+/// The plan: each step's check state, in order (`None`: skipped).
 pub struct Plan {
-    pub checks: Vec<(StepId, Option<Check>)>,
+    pub checks: Vec<(StepId, Option<CheckState>)>,
 }
 
 impl Plan {
     fn states(&self) -> impl Iterator<Item = CheckState> + '_ {
-        self.checks
-            .iter()
-            .filter_map(|(_, c)| c.as_ref().map(|c| c.state))
+        self.checks.iter().filter_map(|(_, c)| *c)
     }
 
     pub fn has_changes(&self) -> bool {
@@ -70,17 +70,11 @@ pub struct RunInfo<'a> {
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(
-        ctx: &'a Ctx,
-        steps: Vec<Box<dyn Step>>,
-        skip: Vec<StepId>,
-        sink: &'a mut dyn Sink,
-    ) -> Engine<'a> {
+    pub fn new(ctx: &'a Ctx, steps: Vec<Entry>, skip: Vec<StepId>) -> Engine<'a> {
         Engine {
             ctx,
             steps,
             skip,
-            sink,
             started: Instant::now(),
             counts: BTreeMap::new(),
         }
@@ -90,7 +84,7 @@ impl<'a> Engine<'a> {
         if let Event::PhaseFinished { outcome, .. } = &event {
             *self.counts.entry(*outcome).or_default() += 1;
         }
-        self.sink.event(&event);
+        self.ctx.emit(event);
     }
 
     /// The checksum of the runbook a run follows: which pools, which steps,
@@ -142,13 +136,12 @@ impl<'a> Engine<'a> {
     async fn check(
         &mut self,
         index: usize,
-        prior: &[(StepId, Check)],
+        prior: &[(StepId, CheckState)],
         left: Option<&Left>,
-    ) -> Option<Check> {
-        let step = &self.steps[index];
-        let id = step.id();
+    ) -> Option<Reading> {
+        let id = self.steps[index].id();
         let at = Instant::now();
-        self.sink.event(&Event::PhaseStarted {
+        self.ctx.emit(Event::PhaseStarted {
             step: id,
             phase: Phase::Check,
             at: event::now(),
@@ -203,18 +196,18 @@ impl<'a> Engine<'a> {
     /// Run every check; change nothing. `left` labels steps an earlier run
     /// touched (on resume).
     pub async fn plan(&mut self, left: &HashMap<StepId, Left>) -> Plan {
-        let mut prior: Vec<(StepId, Check)> = Vec::new();
+        let mut prior: Vec<(StepId, CheckState)> = Vec::new();
         let mut checks = Vec::new();
         for i in 0..self.steps.len() {
             if self.ctx.cancel.is_set() {
                 break;
             }
             let id = self.steps[i].id();
-            let check = self.check(i, &prior, left.get(&id)).await;
-            if let Some(c) = &check {
-                prior.push((id, c.clone()));
+            let state = self.check(i, &prior, left.get(&id)).await.map(|c| c.state);
+            if let Some(s) = state {
+                prior.push((id, s));
             }
-            checks.push((id, check));
+            checks.push((id, state));
         }
         Plan { checks }
     }
@@ -261,15 +254,18 @@ impl<'a> Engine<'a> {
     }
 
     /// The apply phase of step `i`; Err ends the run.
-    async fn apply_phase(&mut self, i: usize, check: &Check) -> Result<(), (Finish, String)> {
-        let id = self.steps[i].id();
+    async fn apply_phase(&mut self, i: usize, check: &Reading) -> Result<(), (Finish, String)> {
+        let Entry::Changes(step) = &self.steps[i] else {
+            return Ok(());
+        };
+        let id = step.id();
         let at = Instant::now();
-        self.sink.event(&Event::PhaseStarted {
+        self.ctx.emit(Event::PhaseStarted {
             step: id,
             phase: Phase::Apply,
             at: event::now(),
         });
-        let applied = self.steps[i].apply(self.ctx, check).await;
+        let applied = step.apply(self.ctx).await;
         let ms = at.elapsed().as_millis() as u64;
         match applied {
             Ok(a) => self.emit(Event::PhaseFinished {
@@ -307,7 +303,7 @@ impl<'a> Engine<'a> {
     /// Run the steps for real, in order; stop at the first failure or
     /// interruption. `left` is what an earlier run left each step in.
     pub async fn execute(&mut self, left: &HashMap<StepId, Left>) -> (Finish, String) {
-        let mut prior: Vec<(StepId, Check)> = Vec::new();
+        let mut prior: Vec<(StepId, CheckState)> = Vec::new();
         for i in 0..self.steps.len() {
             let id = self.steps[i].id();
             if self.ctx.cancel.is_set() {
@@ -316,7 +312,7 @@ impl<'a> Engine<'a> {
             let Some(check) = self.check(i, &prior, left.get(&id)).await else {
                 continue;
             };
-            prior.push((id, check.clone()));
+            prior.push((id, check.state));
             match check.state {
                 CheckState::Done => continue,
                 CheckState::CannotTell | CheckState::Blocked => {
@@ -338,21 +334,19 @@ impl<'a> Engine<'a> {
 
             // A step that only looks has nothing to apply: its verify
             // waits for what it looks at.
-            if !self.steps[i].only_looks()
-                && let Err(stop) = self.apply_phase(i, &check).await
-            {
+            if let Err(stop) = self.apply_phase(i, &check).await {
                 return stop;
             }
             if self.ctx.cancel.is_set() {
                 return Engine::interrupted(format!("after applying {id}, before verifying it"));
             }
             let at = Instant::now();
-            self.sink.event(&Event::PhaseStarted {
+            self.ctx.emit(Event::PhaseStarted {
                 step: id,
                 phase: Phase::Verify,
                 at: event::now(),
             });
-            let verified = self.steps[i].verify(self.ctx, &check).await;
+            let verified = self.steps[i].verify(self.ctx).await;
             let ok = verified.holds;
             let summary = verified.summary.clone();
             self.emit(Event::PhaseFinished {

@@ -1,12 +1,14 @@
-//! Everything a run needs, resolved and validated once: the topology, the
-//! source and target pools, the options, and a handle on every machine.
+//! The context a step runs in: the topology, the source and target pools,
+//! the options, a handle on every machine, the run's event stream, the
+//! operator to ask, and the interruption flag.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cancel::Cancel;
+use crate::event::{Emitter, Event};
 use crate::lync::Machine;
-use crate::steps::StepId;
+use crate::operator::{Absent, Operator};
 use crate::topology::{Pool, PoolRef, Server, Site, Topology};
 
 /// Options of one run, from flags and the topology's timeouts.
@@ -48,6 +50,10 @@ pub struct Ctx {
     pub edges: Vec<Arc<Machine>>,
     /// Set by the first Ctrl-C / SIGTERM: launch nothing new.
     pub cancel: Cancel,
+    /// The run's event stream (the reporters and the journal).
+    pub events: Emitter,
+    /// Who to ask when a step needs the operator (manual DNS).
+    pub operator: Arc<dyn Operator>,
 }
 
 fn locate(t: &Topology, name: &str) -> Result<(usize, usize), SelectError> {
@@ -66,6 +72,32 @@ fn locate(t: &Topology, name: &str) -> Result<(usize, usize), SelectError> {
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// Where a pool is: (site index, pool index).
+pub type At = (usize, usize);
+
+/// Pick the failed pool and the pool that takes over, by name (as Lync,
+/// without regard to case): (site, pool) indexes of each, or why not.
+pub fn select(topology: &Topology, from: &str, to: &str) -> Result<(At, At), SelectError> {
+    let from_at = locate(topology, from)?;
+    let to_at = locate(topology, to)?;
+    if from_at == to_at {
+        return Err(SelectError::SamePool(
+            topology.sites[to_at.0].pools[to_at.1].name.clone(),
+        ));
+    }
+    let target = &topology.sites[to_at.0].pools[to_at.1];
+    if !target.version.carries_xmpp() {
+        return Err(SelectError::NoXmppGateway {
+            pool: target.name.clone(),
+            version: target.version.to_string(),
+        });
+    }
+    if target.servers.is_empty() {
+        return Err(SelectError::NoServers(target.name.clone()));
+    }
+    Ok((from_at, to_at))
 }
 
 impl Ctx {
@@ -92,23 +124,8 @@ impl Ctx {
         management: Machine,
         edge: impl FnMut(&Server) -> Machine,
     ) -> Result<Ctx, SelectError> {
-        let from_at = locate(&topology, from)?;
-        let to_at = locate(&topology, to)?;
-        if from_at == to_at {
-            return Err(SelectError::SamePool(
-                topology.sites[to_at.0].pools[to_at.1].name.clone(),
-            ));
-        }
+        let (from_at, to_at) = select(&topology, from, to)?;
         let target = &topology.sites[to_at.0].pools[to_at.1];
-        if !target.version.carries_xmpp() {
-            return Err(SelectError::NoXmppGateway {
-                pool: target.name.clone(),
-                version: target.version.to_string(),
-            });
-        }
-        if target.servers.is_empty() {
-            return Err(SelectError::NoServers(target.name.clone()));
-        }
         let edges = target.servers.iter().map(edge).map(Arc::new).collect();
         Ok(Ctx {
             from: from_at,
@@ -118,7 +135,25 @@ impl Ctx {
             edges,
             topology,
             cancel: Cancel::default(),
+            events: Emitter::discard(),
+            operator: Arc::new(Absent),
         })
+    }
+
+    /// Send the run's events to `events`.
+    pub fn with_events(mut self, events: Emitter) -> Ctx {
+        self.events = events;
+        self
+    }
+
+    /// Ask `operator` when a step needs someone.
+    pub fn with_operator(mut self, operator: Arc<dyn Operator>) -> Ctx {
+        self.operator = operator;
+        self
+    }
+
+    pub fn emit(&self, event: Event) {
+        self.events.emit(&event);
     }
 
     fn at(&self, (s, p): (usize, usize)) -> PoolRef<'_> {
@@ -144,39 +179,5 @@ impl Ctx {
 
     pub fn target_site(&self) -> &Site {
         self.to().site
-    }
-}
-
-/// A step's one-line title for this run.
-pub fn title(ctx: &Ctx, id: StepId) -> String {
-    let to = ctx.to();
-    let x = &ctx.topology.xmpp;
-    match id {
-        StepId::PoolDeployed => format!("Confirm {} is deployed", to.pool.name),
-        StepId::ServicesStop => format!(
-            "Stop the Lync services on every Edge server of {}",
-            to.pool.name
-        ),
-        StepId::RouteSet => format!(
-            "Point {}'s XMPP federation route at {}",
-            to.site.name,
-            to.pool.route_server()
-        ),
-        StepId::DnsA => format!("Point {} A at {}", x.a_record, to.pool.name),
-        StepId::DnsSrv => format!(
-            "Make {} SRV (port {}) prefer {}",
-            x.srv_owner(),
-            x.port,
-            to.pool.name
-        ),
-        StepId::PortCheck => format!("Check port {} on {}", x.port, to.pool.name),
-        StepId::ServicesStart => format!(
-            "Start the Lync services on every Edge server of {}",
-            to.pool.name
-        ),
-        StepId::FederationCheck => format!(
-            "Check what a federating partner sees of {} (SRV, port, STARTTLS, certificate)",
-            x.domain
-        ),
     }
 }

@@ -1,0 +1,212 @@
+//! One file per subcommand. Each takes its clap arguments, resolves them
+//! through `settings`, does its work through the engine and the edges, shows
+//! everything through the reporters, and returns an [`Exit`] (or a
+//! [`Failed`] saying why not), which `main` maps to the exit code.
+
+mod failover;
+mod history;
+mod plan;
+mod probe;
+mod rehearse;
+mod unlock;
+mod validate;
+
+use std::sync::Arc;
+
+use crate::cancel::Cancel;
+use crate::cli::{Cli, Command, Output};
+use crate::engine::resume::{self, Resume};
+use crate::engine::runner::{self, Mode};
+use crate::event::{Emitter, Event, Level, Origin, RunOutcome, Sinks};
+use crate::exit::{self, CommandResult, Exit, OrExit};
+use crate::journal::{self, Journal};
+use crate::lock::{self, Lock, LockError};
+use crate::operator::Operator;
+use crate::report;
+use crate::settings::{self, RunSettings};
+
+/// Run the command the command line names.
+pub async fn run(cli: Cli) -> CommandResult {
+    let verbose = cli.verbose > 0;
+    match cli.command {
+        Command::Validate(t) => validate::run(&t.path),
+        Command::Plan(args) => plan::run(args, verbose).await,
+        Command::Failover(args) => failover::run(args, verbose).await,
+        Command::History(args) => history::run(args),
+        Command::Unlock(args) => unlock::run(args).await,
+        Command::Probe(args) => probe::run(args).await,
+        Command::Rehearse(args) => rehearse::run(args, verbose).await,
+    }
+}
+
+/// The event stream of a command: its reporter on stdout (stderr for
+/// warnings and prompts), and later the journal.
+fn events(output: Output, verbose: bool) -> Emitter {
+    Emitter::new(Sinks(vec![report::reporter(output, verbose)]))
+}
+
+fn warning(origin: Origin, message: String) -> Event {
+    Event::Warning {
+        origin,
+        level: Level::Warning,
+        message,
+        at: None,
+    }
+}
+
+/// A new run id: the start time and this process.
+fn new_run_id() -> String {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = stamp
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    format!("{compact}-{:x}", std::process::id())
+}
+
+/// user@host of this process.
+fn operator_name() -> String {
+    let (user, host) = lock::whoami();
+    format!("{user}@{host}")
+}
+
+/// First Ctrl-C / SIGTERM: finish the command in flight, then stop. Second:
+/// journal the abandonment and exit at once.
+fn watch_interrupts(cancel: Cancel, journal: Journal) {
+    tokio::spawn(async move {
+        let Ok(mut interrupts) = crate::platform::Interrupts::new() else {
+            tracing::warn!("cannot watch for Ctrl-C / SIGTERM");
+            return;
+        };
+        loop {
+            let name = interrupts.next().await;
+            if !cancel.is_set() {
+                cancel.trigger();
+                report::interrupt_notice(&format!(
+                    "\n{name}: stopping after the command in flight finishes or times out; press Ctrl-C again to abandon at once"
+                ));
+                continue;
+            }
+            let message = format!(
+                "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
+            );
+            journal.append(&Event::RunFinished {
+                outcome: RunOutcome::Interrupted,
+                exit_code: exit::INTERRUPTED,
+                message: message.clone(),
+                counts: Default::default(),
+                duration_ms: 0,
+            });
+            report::interrupt_notice(&format!("\n{message}"));
+            crate::transport::end_in_flight();
+            std::process::exit(exit::INTERRUPTED);
+        }
+    });
+}
+
+/// Plan or failover: from settled settings to the runner's finish.
+async fn run_plan_or_failover(
+    mut settings: RunSettings,
+    mode: Mode,
+    resuming: bool,
+    verbose: bool,
+    operator: Arc<dyn Operator>,
+) -> CommandResult {
+    let events = events(settings.output, verbose);
+    for finding in settings::findings(&settings.loaded) {
+        events.emit(&finding);
+    }
+    let resume: Option<Resume> = if resuming {
+        let contents = journal::read(&settings.journal)
+            .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))
+            .or_exit(Exit::ResumeRefused)?;
+        for p in &contents.problems {
+            events.emit(&warning(Origin::Journal, p.clone()));
+        }
+        let r = resume::find(
+            &contents,
+            &settings.journal,
+            &settings.loaded.text,
+            settings.from.as_deref(),
+            settings.to.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))
+        .or_exit(Exit::ResumeRefused)?;
+        settings.from = Some(r.from.clone());
+        settings.to = Some(r.to.clone());
+        if settings.skip.is_empty() {
+            settings.skip = r.skipped.clone();
+        }
+        Some(r)
+    } else {
+        None
+    };
+    let ctx = settings.ctx()?.with_events(events.clone());
+    let ctx = ctx.with_operator(operator);
+    if !settings.skip.is_empty() {
+        tracing::warn!("skipping {} step(s) by request", settings.skip.len());
+    }
+
+    let run_id = new_run_id();
+    let operator_name = operator_name();
+    let _lock = if matches!(mode, Mode::Apply { .. }) {
+        Some(take_lock(&settings, &run_id, &events)?)
+    } else {
+        None
+    };
+    let journal = Journal::open(&settings.journal, &run_id).or_exit(Exit::Usage)?;
+    events.add(Box::new(journal.clone()));
+    watch_interrupts(ctx.cancel.clone(), journal);
+
+    let topology_path = settings.topology_path.display().to_string();
+    let finish = runner::run(runner::Run {
+        ctx: &ctx,
+        mode,
+        skip: settings.skip.clone(),
+        run_id: &run_id,
+        operator: &operator_name,
+        topology_path: &topology_path,
+        topology_text: &settings.loaded.text,
+        resume,
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))
+    .or_exit(Exit::ResumeRefused)?;
+    Ok(Exit::from_code(finish.exit_code))
+}
+
+/// One failover per topology at a time.
+fn take_lock(settings: &RunSettings, run_id: &str, events: &Emitter) -> Result<Lock, exit::Failed> {
+    let (user, host) = lock::whoami();
+    let holder = lock::Holder {
+        pid: std::process::id(),
+        host: host.clone(),
+        user,
+        since: crate::event::now(),
+        run_id: run_id.to_string(),
+    };
+    let path = Lock::path_for(&settings.journal);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match Lock::acquire(&path, holder) {
+        Ok(lock) => {
+            if let Some(stale) = &lock.stale {
+                events.emit(&warning(
+                    Origin::Lock,
+                    format!(
+                        "a previous run left its lock behind without finishing cleanly: {stale}{}; `edgefail history` shows what it did, `edgefail failover --resume` continues it",
+                        if stale.host == host && !lock::pid_alive(stale.pid) {
+                            " (that process is gone)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            Ok(lock)
+        }
+        Err(e @ LockError::Held { .. }) => Err(e).or_exit(Exit::Locked),
+        Err(e) => Err(e).or_exit(Exit::Usage),
+    }
+}

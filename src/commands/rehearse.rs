@@ -1,0 +1,177 @@
+//! `edgefail rehearse`: the whole failover against a simulated estate built
+//! inside this process on loopback (see `sim`), through the same runner as
+//! `failover`, with drills that break one part on purpose and the resume an
+//! operator would then run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::RehearseArgs;
+use crate::engine::resume;
+use crate::engine::runner::{self, Mode};
+use crate::event::{self, Event, Mapped, MappedServer, Rehearsal, RehearsalDns};
+use crate::exit::{CommandResult, Exit};
+use crate::journal::{self, Journal};
+use crate::operator::Absent;
+use crate::settings;
+use crate::sim::{Drill, Setup, Stage};
+use crate::steps::RunOptions;
+use crate::topology::Topology;
+
+pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
+    let loaded = settings::load_topology(&args.topology.path)?;
+    let events = super::events(args.output, verbose);
+    // The rehearsal brings its own key: findings about the real one's
+    // availability do not apply here.
+    for finding in settings::findings(&loaded) {
+        if let Event::Warning { at: Some(at), .. } = &finding
+            && at.field.starts_with("dns.tsig")
+        {
+            continue;
+        }
+        events.emit(&finding);
+    }
+    let real = &loaded.topology;
+    // Pick the pools as a real run would, with its errors, before building.
+    let (from, to) = settings::rehearsal_pools(real, &args.from, &args.to)?;
+    let target_servers: Vec<String> = real
+        .pool(&to)
+        .map(|p| p.pool.servers.iter().map(|s| s.fqdn.clone()).collect())
+        .unwrap_or_default();
+    let drills = args
+        .inject
+        .iter()
+        .map(|d| Drill::parse(d, &target_servers))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let stage = Stage::build(Setup {
+        real,
+        from: &from,
+        to: &to,
+        delay: Duration::from_millis(args.delay_ms),
+        drills: &drills,
+    })
+    .await
+    .map_err(anyhow::Error::msg)?;
+    events.emit(&announcement(&args, real, &stage, &drills));
+
+    let t = &stage.topology.timeouts;
+    let opts = RunOptions {
+        parallel: usize::from(args.parallel),
+        graceful: false,
+        command_timeout: Duration::from_secs(t.command_secs),
+        verify_timeout: Duration::from_secs(t.verify_secs),
+        poll: Duration::from_millis(t.poll_ms),
+    };
+    let journal_file = stage.journal_path();
+    let topology_path = args.topology.path.display().to_string();
+    let operator = super::operator_name();
+    let once = |resume| {
+        let ctx = stage.ctx(&from, &to, opts.clone());
+        let journal_file = journal_file.clone();
+        let events = events.clone();
+        let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
+        async move {
+            let ctx = ctx
+                .map_err(anyhow::Error::msg)?
+                .with_operator(Arc::new(Absent));
+            let run_id = super::new_run_id();
+            let journal = Journal::open(&journal_file, &run_id)?;
+            // Each run gets the reporter and its own journal handle.
+            let run_events = event::Emitter::new(event::Sinks(vec![
+                Box::new(events.clone()) as Box<dyn event::Sink>,
+                Box::new(journal),
+            ]));
+            let ctx = ctx.with_events(run_events);
+            let finish = runner::run(runner::Run {
+                ctx: &ctx,
+                mode: Mode::Apply { confirm: false },
+                skip: Vec::new(),
+                run_id: &run_id,
+                operator,
+                topology_path,
+                topology_text: text,
+                resume,
+            })
+            .await
+            .map_err(anyhow::Error::msg)?;
+            Ok::<i32, anyhow::Error>(finish.exit_code)
+        }
+    };
+    let code = once(None).await?;
+    if code == crate::exit::OK || drills.is_empty() {
+        return Ok(Exit::from_code(code));
+    }
+    stage.clear().await;
+    let found = journal::read(&journal_file)
+        .map_err(|e| e.to_string())
+        .and_then(|contents| {
+            resume::find(
+                &contents,
+                &journal_file,
+                &loaded.text,
+                Some(&from),
+                Some(&to),
+            )
+        });
+    let resume = match found {
+        Ok(r) => {
+            events.emit(&Event::RehearsalResume {
+                failed_exit_code: code,
+                command: format!("edgefail failover --resume -t {topology_path}"),
+                why: None,
+            });
+            Some(r)
+        }
+        Err(why) => {
+            events.emit(&Event::RehearsalResume {
+                failed_exit_code: code,
+                command: format!("edgefail failover -t {topology_path} --from {from} --to {to}"),
+                why: Some(why),
+            });
+            None
+        }
+    };
+    Ok(Exit::from_code(once(resume).await?))
+}
+
+/// What the rehearsal simulates and where it put everything.
+fn announcement(args: &RehearseArgs, real: &Topology, stage: &Stage, drills: &[Drill]) -> Event {
+    let t = &stage.topology;
+    let (primary, secondary) = (stage.primary.to_string(), stage.secondary.to_string());
+    Event::Rehearsal(Box::new(Rehearsal {
+        format: event::FORMAT,
+        from: args.from.clone(),
+        to: args.to.clone(),
+        topology: args.topology.path.display().to_string(),
+        domain: real.xmpp.domain.clone(),
+        xmpp_port: Mapped {
+            real: real.xmpp.port,
+            rehearsal: t.xmpp.port,
+        },
+        servers: stage
+            .mapped
+            .iter()
+            .map(|m| MappedServer {
+                fqdn: m.fqdn.clone(),
+                pool: m.pool.clone(),
+                real: m.real.clone(),
+                rehearsal: m.ip.to_string(),
+            })
+            .collect(),
+        dns: RehearsalDns {
+            primary: Mapped {
+                real: real.dns.primary.clone(),
+                rehearsal: primary.clone(),
+            },
+            authoritative: Mapped {
+                real: real.dns.authoritative.clone(),
+                rehearsal: vec![primary, secondary],
+            },
+            tsig_key: t.dns.tsig.as_ref().map(|k| k.name.clone()),
+        },
+        delay_ms: args.delay_ms,
+        command_timeout_secs: t.timeouts.command_secs,
+        drills: drills.iter().map(Drill::describe).collect(),
+    }))
+}

@@ -1,0 +1,293 @@
+//! Flags, the environment and the topology, resolved once into what a
+//! command runs with. Every check that can fail before anything is
+//! contacted happens here, so a command starts from settings that hold.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+
+use crate::cli::{JournalArg, Output, PlanArgs, ProbeArgs};
+use crate::event::{Event, Level, Location, Origin};
+use crate::journal;
+use crate::names::{self, printable};
+use crate::steps::{self, Ctx, RunOptions, StepId, partner};
+use crate::topology::{self, Loaded, Pool, Severity, Topology, parse_server_addr};
+use crate::xmpp::probe::ProbeOptions;
+use crate::xmpp::srv::DirectLookup;
+use crate::xmpp::{DEFAULT_PARTNER, Timeouts};
+
+/// Read and validate the topology file.
+pub fn load_topology(path: &Path) -> anyhow::Result<Loaded> {
+    Ok(topology::load(path)?)
+}
+
+/// A valid topology's warnings and notes, as events.
+pub fn findings(loaded: &Loaded) -> Vec<Event> {
+    let file = loaded.report.file.display().to_string();
+    loaded
+        .report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity != Severity::Error)
+        .map(|d| Event::Warning {
+            origin: Origin::Topology,
+            level: if d.severity == Severity::Note {
+                Level::Note
+            } else {
+                Level::Warning
+            },
+            message: d.message.clone(),
+            at: Some(Location {
+                file: file.clone(),
+                line: d.pos.line,
+                column: d.pos.column,
+                field: d.path.clone(),
+            }),
+        })
+        .collect()
+}
+
+/// `--skip` values as step ids.
+pub fn parse_skips(skip: &[String]) -> anyhow::Result<Vec<StepId>> {
+    skip.iter()
+        .map(|s| {
+            StepId::parse(s).ok_or_else(|| {
+                let ids: Vec<&str> = StepId::ALL.iter().map(|i| i.as_str()).collect();
+                anyhow!(
+                    "--skip {}: no such step (steps: {})",
+                    printable(s),
+                    ids.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The journal file: --journal, else the topology's default.
+pub fn journal_path(topology: &Path, arg: &JournalArg) -> PathBuf {
+    arg.journal
+        .clone()
+        .unwrap_or_else(|| journal::default_path(topology))
+}
+
+/// A plan or failover, resolved: everything but the pools, which a resume
+/// may take from the journal.
+pub struct RunSettings {
+    pub topology_path: PathBuf,
+    pub loaded: Loaded,
+    pub journal: PathBuf,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub skip: Vec<StepId>,
+    pub opts: RunOptions,
+    pub output: Output,
+}
+
+impl RunSettings {
+    pub fn resolve(args: &PlanArgs, graceful: bool) -> anyhow::Result<RunSettings> {
+        let skip = parse_skips(&args.skip)?;
+        let loaded = load_topology(&args.topology.path)?;
+        let t = &loaded.topology.timeouts;
+        let opts = RunOptions {
+            parallel: usize::from(args.parallel),
+            graceful,
+            command_timeout: Duration::from_secs(args.command_timeout.unwrap_or(t.command_secs)),
+            verify_timeout: Duration::from_secs(args.verify_timeout.unwrap_or(t.verify_secs)),
+            poll: Duration::from_millis(t.poll_ms),
+        };
+        Ok(RunSettings {
+            journal: journal_path(&args.topology.path, &args.journal),
+            topology_path: args.topology.path.clone(),
+            from: args.from.clone(),
+            to: args.to.clone(),
+            skip,
+            opts,
+            output: args.output,
+            loaded,
+        })
+    }
+
+    /// The pools, once settled.
+    pub fn pools(&self) -> anyhow::Result<(&str, &str)> {
+        match (&self.from, &self.to) {
+            (Some(from), Some(to)) => Ok((from, to)),
+            _ => bail!(
+                "--from and --to are required (name the failed pool and the pool that takes over)"
+            ),
+        }
+    }
+
+    /// The run's context with the real machines; nothing is contacted yet.
+    pub fn ctx(&self) -> anyhow::Result<Ctx> {
+        let (from, to) = self.pools()?;
+        Ok(Ctx::new(
+            self.loaded.topology.clone(),
+            from,
+            to,
+            self.opts.clone(),
+        )?)
+    }
+}
+
+/// What `probe` looks at.
+pub enum ProbeTarget {
+    /// Follow the domain's SRV records.
+    Domain,
+    /// Connect to this address.
+    Addr(SocketAddr),
+    /// Look this name up, then connect.
+    Host(String, u16),
+}
+
+/// A probe, resolved from its flags and (with -t) the topology.
+pub struct ProbeSettings {
+    pub target: ProbeTarget,
+    pub opts: ProbeOptions,
+    pub lookup: DirectLookup,
+    /// With -t: the topology and, with --pool, the pool partners must reach.
+    pub topology: Option<(Topology, Option<Pool>)>,
+    pub output: Output,
+}
+
+fn timeouts(args: &ProbeArgs, base: Timeouts) -> Timeouts {
+    Timeouts {
+        connect: args.connect_timeout.unwrap_or(base.connect),
+        first_byte: args.first_byte_timeout.unwrap_or(base.first_byte),
+        exchange: args.exchange_timeout.unwrap_or(base.exchange),
+    }
+}
+
+fn parse_servers(args: &ProbeArgs) -> anyhow::Result<Vec<SocketAddr>> {
+    args.dns_servers
+        .iter()
+        .map(|s| {
+            parse_server_addr(s, 53)
+                .map_err(|why| anyhow!("--dns-server '{}': {why}", printable(s)))
+        })
+        .collect()
+}
+
+impl ProbeSettings {
+    pub fn resolve(args: &ProbeArgs) -> anyhow::Result<ProbeSettings> {
+        if let Err(why) = names::check_fqdn(&args.partner_name) {
+            bail!("--partner-name '{}': {why}", printable(&args.partner_name));
+        }
+        match &args.topology {
+            Some(path) => ProbeSettings::from_topology(args, path),
+            None => ProbeSettings::from_flags(args),
+        }
+    }
+
+    /// `probe -t FILE [--pool POOL]`: the topology's domain, DNS and policy.
+    fn from_topology(args: &ProbeArgs, path: &Path) -> anyhow::Result<ProbeSettings> {
+        let loaded = load_topology(path)?;
+        let t = loaded.topology;
+        let pool = match &args.pool {
+            Some(name) => match t.pool(name) {
+                Some(p) => Some(p.pool.clone()),
+                None => {
+                    let known: Vec<&str> = t.pools().map(|p| p.pool.name.as_str()).collect();
+                    bail!(
+                        "no pool named '{}' in the topology (pools: {})",
+                        printable(name),
+                        known.join(", ")
+                    );
+                }
+            },
+            None => None,
+        };
+        let mut opts = partner::options(&t);
+        opts.timeouts = timeouts(args, opts.timeouts);
+        if args.accept_untrusted_cert {
+            opts.accept_untrusted = true;
+            opts.accept_flag = "--accept-untrusted-cert";
+        }
+        if args.partner_name != DEFAULT_PARTNER {
+            opts.partner = args.partner_name.clone();
+        }
+        let lookup = if args.dns_servers.is_empty() {
+            let mut l = partner::lookup(&t);
+            if let Some(d) = args.dns_timeout {
+                l = DirectLookup::new(l.servers().to_vec(), d);
+            }
+            l
+        } else {
+            DirectLookup::new(
+                parse_servers(args)?,
+                args.dns_timeout
+                    .unwrap_or(Duration::from_secs(t.dns.timeout_secs)),
+            )
+        };
+        Ok(ProbeSettings {
+            target: ProbeTarget::Domain,
+            opts,
+            lookup,
+            topology: Some((t, pool)),
+            output: args.output,
+        })
+    }
+
+    /// `probe DOMAIN --dns-server ADDR` or `probe --host H ...`.
+    fn from_flags(args: &ProbeArgs) -> anyhow::Result<ProbeSettings> {
+        let servers = parse_servers(args)?;
+        let host_ip = args.host.as_deref().and_then(|h| h.parse::<IpAddr>().ok());
+        let domain = match (&args.target, &args.domain, &args.host) {
+            (Some(_), Some(_), _) => bail!("give the domain once: as DOMAIN or as --domain"),
+            (Some(d), None, _) | (None, Some(d), _) => d.clone(),
+            (None, None, Some(h)) if host_ip.is_none() => h.clone(),
+            (None, None, Some(_)) => bail!(
+                "--host is an address: say which XMPP domain to ask for with --domain (the stream's `to` and the name the certificate must cover)"
+            ),
+            (None, None, None) => bail!(
+                "say what to probe: a DOMAIN (with --dns-server), --host, or a topology with -t"
+            ),
+        };
+        if let Err(why) = names::check_fqdn(&domain) {
+            bail!("'{}' is not an XMPP domain: {why}", printable(&domain));
+        }
+        let target = match (&args.host, host_ip) {
+            (Some(_), Some(ip)) => ProbeTarget::Addr(SocketAddr::new(ip, args.port)),
+            (Some(h), None) => {
+                if let Err(why) = names::check_fqdn(h) {
+                    bail!("--host '{}': {why}", printable(h));
+                }
+                ProbeTarget::Host(h.clone(), args.port)
+            }
+            (None, _) => ProbeTarget::Domain,
+        };
+        if !matches!(target, ProbeTarget::Addr(_)) && servers.is_empty() {
+            bail!(
+                "name lookups need --dns-server ADDR (the authoritative servers of the zone): edgefail never uses the system resolver"
+            );
+        }
+        Ok(ProbeSettings {
+            target,
+            opts: ProbeOptions {
+                domain,
+                partner: args.partner_name.clone(),
+                timeouts: timeouts(args, Timeouts::default()),
+                accept_untrusted: args.accept_untrusted_cert,
+                accept_flag: "--accept-untrusted-cert",
+            },
+            lookup: DirectLookup::new(servers, args.dns_timeout.unwrap_or(Duration::from_secs(5))),
+            topology: None,
+            output: args.output,
+        })
+    }
+}
+
+/// The pools of a rehearsal, checked as a real run would check them: the
+/// names as the topology spells them.
+pub fn rehearsal_pools(t: &Topology, from: &str, to: &str) -> anyhow::Result<(String, String)> {
+    let ((fs, fp), (ts, tp)) = steps::ctx::select(t, from, to)?;
+    let name = |s: usize, p: usize| {
+        t.sites
+            .get(s)
+            .and_then(|site| site.pools.get(p))
+            .map(|pool| pool.name.clone())
+            .unwrap_or_default()
+    };
+    Ok((name(fs, fp), name(ts, tp)))
+}
