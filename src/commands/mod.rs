@@ -162,6 +162,7 @@ async fn run_plan_or_failover(
     let finish = runner::run(runner::Run {
         ctx: &ctx,
         mode,
+        runbook: crate::steps::runbook(),
         skip: settings.skip.clone(),
         run_id: &run_id,
         operator: &operator_name,

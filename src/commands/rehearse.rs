@@ -86,6 +86,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             let finish = runner::run(runner::Run {
                 ctx: &ctx,
                 mode: Mode::Apply { confirm: false },
+                runbook: crate::steps::runbook(),
                 skip: Vec::new(),
                 run_id: &run_id,
                 operator,

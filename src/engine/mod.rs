@@ -5,6 +5,7 @@
 
 pub mod resume;
 pub mod runner;
+mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;

@@ -6,7 +6,7 @@
 use crate::event::RunOutcome;
 use crate::exit;
 use crate::journal;
-use crate::steps::{self, Ctx, StepId};
+use crate::steps::{Ctx, Entry, StepId};
 
 use super::resume::Resume;
 use super::{Engine, Finish, RunInfo};
@@ -26,6 +26,8 @@ pub enum Mode {
 pub struct Run<'a> {
     pub ctx: &'a Ctx,
     pub mode: Mode,
+    /// The steps, in order (`steps::runbook()`).
+    pub runbook: Vec<Entry>,
     pub skip: Vec<StepId>,
     pub run_id: &'a str,
     /// user@host.
@@ -43,6 +45,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, String> {
     let Run {
         ctx,
         mode,
+        runbook,
         skip,
         run_id,
         operator,
@@ -51,7 +54,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, String> {
         resume,
     } = r;
     let applying = matches!(mode, Mode::Apply { .. });
-    let mut engine = Engine::new(ctx, steps::runbook(), skip);
+    let mut engine = Engine::new(ctx, runbook, skip);
     if let Some(r) = &resume
         && engine.plan_sha256() != r.plan_sha256
     {

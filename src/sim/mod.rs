@@ -215,7 +215,7 @@ fn name(text: &str) -> Result<Name, String> {
 
 /// The zone as it stands before the failover: the --from pool published and
 /// preferred.
-fn before_zone(
+pub fn before_zone(
     t: &Topology,
     from: &str,
     mapped: &[MappedServer],
@@ -302,7 +302,7 @@ fn before_zone(
 
 /// The estate as it stands before the failover: every service running,
 /// every site's route on the --from pool's route server.
-fn before_estate(t: &Topology, from: &str, management_host: &str) -> State {
+pub fn before_estate(t: &Topology, from: &str, management_host: &str) -> State {
     let parameter = match t.management.route_parameter {
         RouteParameter::XmppFederationRoute => "XmppFederationRoute",
         _ => "XmppExternalFederationRoute",

@@ -13,6 +13,7 @@ pub mod records;
 mod route;
 mod services;
 pub mod srv_preference;
+mod tests;
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};

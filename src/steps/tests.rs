@@ -1,0 +1,252 @@
+//! The steps that talk to Lync, over the simulated management shell and
+//! Edge servers in this process (`sim`): the same scripts, the same parser
+//! the stand-in uses, no process started. The protocol contracts (real
+//! BIND, sshd, Prosody, the stand-in behind a real process) are the
+//! integration tests' business.
+#![cfg(test)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::services::Services;
+use super::{CheckState, Ctx, Look, RunOptions, Step, StepId, deploy, route};
+use crate::lync::Machine;
+use crate::sim::machine::{self, Estate, Simulated};
+
+const TOPOLOGY: &str = "version: 1
+xmpp: { domain: contoso.com, a_record: xmpp.contoso.com }
+dns: { zone: contoso.com, mode: manual, authoritative: [127.0.0.1] }
+management: { transport: { type: local } }
+sites:
+  - name: Site1
+    pools:
+      - name: EdgePool1
+        fqdn: edgepool1.contoso.com
+        version: lync2013
+        srv_priority: 10
+        servers: [{ fqdn: edge1.contoso.com, external_ipv4: 203.0.113.10, transport: { type: local } }]
+  - name: Site2
+    pools:
+      - name: EdgePool2
+        fqdn: edgepool2.contoso.com
+        version: lync2013
+        srv_priority: 20
+        servers:
+          - { fqdn: edge2a.contoso.com, external_ipv4: 203.0.113.20, transport: { type: local } }
+          - { fqdn: edge2b.contoso.com, external_ipv4: 203.0.113.21, transport: { type: local } }
+";
+
+/// A context whose machines are simulated over `estate`, which starts as
+/// the estate before a failover from EdgePool1.
+fn ctx() -> (Ctx, Estate) {
+    let (topology, report) = crate::topology::parse(std::path::Path::new("t.yaml"), TOPOLOGY);
+    let topology = topology.unwrap_or_else(|| panic!("{report}"));
+    let state = crate::sim::before_estate(&topology, "EdgePool1", "fe1.contoso.com");
+    let estate: Estate = Arc::new(Mutex::new(state));
+    let sim = |host: &str| Simulated {
+        host: host.to_string(),
+        estate: estate.clone(),
+        delay: Duration::ZERO,
+    };
+    let opts = RunOptions {
+        parallel: 2,
+        graceful: false,
+        command_timeout: Duration::from_secs(2),
+        verify_timeout: Duration::from_secs(2),
+        poll: Duration::from_millis(1),
+    };
+    let ctx = Ctx::with_machines(
+        topology,
+        "EdgePool1",
+        "EdgePool2",
+        opts,
+        Machine::with_transport("management shell", None, Box::new(sim("fe1.contoso.com"))),
+        |s| Machine::with_transport(&s.fqdn, None, Box::new(sim(&s.fqdn))),
+    )
+    .expect("pools");
+    (ctx, estate)
+}
+
+fn statuses(estate: &Estate, host: &str) -> Vec<String> {
+    machine::lock(estate)
+        .hosts
+        .get(host)
+        .map(|h| h.services.values().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn services_stop_then_start_on_every_server_of_the_target_pool() {
+    let (ctx, estate) = ctx();
+    let stop = Services::stop();
+    let check = stop.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+    assert_eq!(check.changes.len(), 2, "{:?}", check.changes);
+    let plan = check.plan.as_ref().expect("a plan");
+    let applied = stop.apply(&ctx, plan).await.expect("stopped");
+    assert_eq!(applied.summary, "stopped the services on 2 server(s)");
+    let verified = stop.verify(&ctx, plan).await;
+    assert!(verified.holds, "{verified:?}");
+    for host in ["edge2a.contoso.com", "edge2b.contoso.com"] {
+        assert!(statuses(&estate, host).iter().all(|s| s == "Stopped"));
+    }
+    // The failed pool's server is not touched.
+    assert!(
+        statuses(&estate, "edge1.contoso.com")
+            .iter()
+            .all(|s| s == "Running")
+    );
+
+    let start = Services::start();
+    let check = start
+        .check(&ctx, &[(StepId::ServicesStop, CheckState::Done)])
+        .await;
+    assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+    let plan = check.plan.as_ref().expect("a plan");
+    start.apply(&ctx, plan).await.expect("started");
+    assert!(start.verify(&ctx, plan).await.holds);
+    assert_eq!(
+        start.check(&ctx, &[]).await.state,
+        CheckState::Done,
+        "started services are already done"
+    );
+}
+
+#[tokio::test]
+async fn the_route_is_set_with_the_parameter_the_cmdlet_has_and_read_back() {
+    for (parameter, value) in [
+        ("XmppExternalFederationRoute", "edge2a.contoso.com"),
+        ("XmppFederationRoute", "EdgeServer:edge2a.contoso.com"),
+    ] {
+        let (ctx, estate) = ctx();
+        machine::lock(&estate).set_cssite_parameter = parameter.into();
+        let check = route::Route.check(&ctx, &[]).await;
+        assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+        assert_eq!(
+            check.summary,
+            format!("would run Set-CsSite -Identity Site2 -{parameter} {value}")
+        );
+        let plan = check.plan.as_ref().expect("a plan");
+        route::Route.apply(&ctx, plan).await.expect("set");
+        assert_eq!(machine::lock(&estate).sites["Site2"].route, value);
+        let verified = route::Route.verify(&ctx, plan).await;
+        assert!(verified.holds, "{verified:?}");
+        // Once the route is there, stopping the services buys nothing.
+        let stop = Services::stop().check(&ctx, &[]).await;
+        assert_eq!(stop.state, CheckState::Done, "{}", stop.summary);
+        assert!(
+            stop.summary
+                .starts_with("the route already points at EdgePool2")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_pool_the_cms_puts_elsewhere_blocks_the_run() {
+    let (ctx, estate) = ctx();
+    let check = deploy::PoolDeployed.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::Done, "{}", check.summary);
+    machine::lock(&estate)
+        .pools
+        .get_mut("edgepool2.contoso.com")
+        .expect("pool")
+        .site = "Site:Site1".into();
+    let check = deploy::PoolDeployed.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::Blocked);
+    assert!(
+        check.summary.contains(
+            "the CMS puts edgepool2.contoso.com in site 'Site:Site1', the topology in 'Site2'"
+        ),
+        "{}",
+        check.summary
+    );
+}
+
+/// A simulated authoritative server holding the zone before the failover.
+async fn zone_server(ctx: &mut Ctx) -> Arc<Mutex<crate::sim::dns::Zone>> {
+    let mapped: Vec<crate::sim::MappedServer> = ctx
+        .topology
+        .pools()
+        .flat_map(|p| {
+            p.pool.servers.iter().map(|s| crate::sim::MappedServer {
+                fqdn: s.fqdn.clone(),
+                pool: p.pool.name.clone(),
+                real: s.external_ipv4.clone(),
+                ip: s.external_ipv4.parse().expect("an address"),
+            })
+        })
+        .collect();
+    let zone = crate::sim::before_zone(&ctx.topology, "EdgePool1", &mapped, 5269).expect("zone");
+    let zone = Arc::new(Mutex::new(zone));
+    let addr = crate::sim::dns::serve(crate::sim::dns::Server {
+        zone: zone.clone(),
+        keys: None,
+        faults: Arc::default(),
+    })
+    .await
+    .expect("a DNS server on loopback");
+    ctx.topology.dns.authoritative = vec![addr.to_string()];
+    zone
+}
+
+#[tokio::test]
+async fn manual_dns_asks_the_operator_through_an_event_and_the_interface() {
+    use crate::event::{Emitter, Event, Sink, Sinks};
+    use crate::operator::Scripted;
+
+    #[derive(Clone, Default)]
+    struct Seen(Arc<Mutex<Vec<Event>>>);
+    impl Sink for Seen {
+        fn event(&mut self, event: &Event) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    for (answers, confirmed) in [(vec!["done"], true), (vec!["later"], false)] {
+        let (mut ctx, _estate) = ctx();
+        zone_server(&mut ctx).await;
+        let seen = Seen::default();
+        let operator = Arc::new(Scripted::new(answers));
+        let ctx = ctx
+            .with_events(Emitter::new(Sinks(vec![Box::new(seen.clone())])))
+            .with_operator(operator.clone());
+        let check = super::DnsA.check(&ctx, &[]).await;
+        assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+        let applied = super::DnsA
+            .apply(&ctx, check.plan.as_ref().expect("a plan"))
+            .await;
+        assert_eq!(applied.is_ok(), confirmed, "{applied:?}");
+        assert_eq!(operator.asked().len(), 1);
+        let events = seen.0.lock().unwrap();
+        let Some(Event::OperatorAction {
+            step,
+            message,
+            instructions,
+        }) = events.first()
+        else {
+            panic!("no operator_action event: {events:?}");
+        };
+        assert_eq!(*step, StepId::DnsA);
+        assert!(message.starts_with("dns.mode is manual: make this change in zone contoso.com yourself: xmpp.contoso.com A 203.0.113.10 (EdgePool1)"), "{message}");
+        assert!(
+            instructions.iter().any(|l| l.contains("prereq yxrrset")),
+            "{instructions:?}"
+        );
+    }
+
+    // Nobody to ask: the step says so and fails before waiting.
+    let (mut ctx, _estate) = ctx();
+    zone_server(&mut ctx).await;
+    let check = super::DnsA.check(&ctx, &[]).await;
+    let failure = super::DnsA
+        .apply(&ctx, check.plan.as_ref().expect("a plan"))
+        .await
+        .expect_err("nobody confirmed");
+    assert!(
+        failure
+            .summary
+            .starts_with("dns.mode is manual and there is no terminal to confirm on"),
+        "{}",
+        failure.summary
+    );
+}
