@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lock;
 pub mod lync;
 pub mod names;
+pub mod platform;
 pub mod powershell;
 pub mod probe_cmd;
 pub mod rehearse;
