@@ -8,7 +8,7 @@
 //! the reader skips and reports.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -54,13 +54,11 @@ pub enum JournalError {
 }
 
 /// Where a topology's journal lives unless --journal says otherwise:
-/// `$XDG_STATE_HOME/edgefail/<file stem>-<hash of its absolute path>.jsonl`.
+/// `<state dir>/<file stem>-<hash of its absolute path>.jsonl`, the state
+/// directory being `platform::default_state_dir` (`$XDG_STATE_HOME/edgefail`
+/// on unix, `%LOCALAPPDATA%\edgefail` on Windows).
 pub fn default_path(topology: &Path) -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
+    let state = crate::platform::default_state_dir();
     let absolute = std::fs::canonicalize(topology).unwrap_or_else(|_| topology.to_path_buf());
     let stem: String = topology
         .file_stem()
@@ -76,14 +74,28 @@ pub fn default_path(topology: &Path) -> PathBuf {
         })
         .collect();
     let hash = sha256_hex(absolute.to_string_lossy().as_bytes());
-    state
-        .join("edgefail")
-        .join(format!("{stem}-{}.jsonl", &hash[..12]))
+    state.join(format!("{stem}-{}.jsonl", &hash[..12]))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The journal's directory with its missing parents; the directory itself,
+/// when missing, only for this user (it holds what runs did and who ran
+/// them).
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    match crate::platform::create_private_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
 }
 
 /// An open journal, shared by the run's sink and the signal handler.
@@ -101,16 +113,9 @@ impl Journal {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(open_err)?;
+            make_dir(dir).map_err(open_err)?;
         }
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(open_err)?;
+        let file = crate::platform::open_private_append(path).map_err(open_err)?;
         Ok(Journal {
             file: Arc::new(Mutex::new(file)),
             path: path.to_path_buf(),

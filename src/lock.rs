@@ -64,7 +64,7 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 
 /// Whether `pid` is alive on this host.
 pub fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    crate::platform::pid_alive(pid)
 }
 
 impl Lock {
@@ -165,26 +165,5 @@ impl Drop for Lock {
 
 /// user@host of this process, for records and messages.
 pub fn whoami() -> (String, String) {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| format!("uid{}", current_uid()));
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "localhost".into());
-    (user, host)
-}
-
-fn current_uid() -> u32 {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(0)
-    }
-    #[cfg(not(unix))]
-    {
-        0
-    }
+    crate::platform::whoami()
 }

@@ -1,23 +1,526 @@
-//! TEMPORARY stand-in until the platform branch lands.
+//! Everything that differs between operating systems, in one place: who and
+//! where we are (user, host, state directory), whether a process lives,
+//! files and directories only this user may open, process groups for the
+//! commands edgefail starts and how to end them, the interruptions an
+//! operator can send (Ctrl-C, SIGTERM; Ctrl-Break, console close), and
+//! whether a terminal may be coloured.
+//!
+//! Each item has its unix path (`#[cfg(unix)]`) beside its Windows path
+//! (`#[cfg(windows)]`); nothing outside this module names either. The
+//! Windows paths are kept small and lean on `windows-sys` and `whoami`
+//! rather than hand-written bindings.
 
+use std::fs::{File, Metadata, OpenOptions};
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+
+// --- who and where -------------------------------------------------------
+
+/// (user, host) of this process, for lock records and messages. The OS's
+/// own answer first (the account of the effective user, the host name),
+/// then the environment, then a placeholder: this never fails.
+pub fn whoami() -> (String, String) {
+    let user = ::whoami::username()
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| env_first(USER_VARS))
+        .unwrap_or_else(unknown_user);
+    let host = ::whoami::hostname()
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| env_first(HOST_VARS))
+        .unwrap_or_else(|| "localhost".into());
+    (user, host)
+}
+
+#[cfg(unix)]
+const USER_VARS: &[&str] = &["USER", "LOGNAME"];
+#[cfg(windows)]
+const USER_VARS: &[&str] = &["USERNAME"];
+
+#[cfg(unix)]
+const HOST_VARS: &[&str] = &["HOSTNAME"];
+#[cfg(windows)]
+const HOST_VARS: &[&str] = &["COMPUTERNAME"];
+
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .filter_map(|n| std::env::var(n).ok())
+        .find(|v| !v.is_empty())
+}
+
+#[cfg(unix)]
+fn unknown_user() -> String {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::geteuid() };
+    format!("uid{uid}")
+}
+
+#[cfg(windows)]
+fn unknown_user() -> String {
+    "unknown".into()
+}
+
+/// Where edgefail keeps its journals and locks unless told otherwise:
+/// `$XDG_STATE_HOME/edgefail`, else `~/.local/state/edgefail` on unix;
+/// `%LOCALAPPDATA%\edgefail` on Windows; the temporary directory's
+/// `edgefail` when the environment names no home.
+#[cfg(unix)]
+pub fn default_state_dir() -> PathBuf {
+    non_empty_var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_var("HOME").map(|h| PathBuf::from(h).join(".local").join("state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("edgefail")
+}
+
+#[cfg(windows)]
+pub fn default_state_dir() -> PathBuf {
+    non_empty_var("LOCALAPPDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("edgefail")
+}
+
+fn non_empty_var(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|v| !v.is_empty())
+}
+
+/// A directory for short-lived sockets whose path is short: unix socket
+/// paths must fit in about 104 bytes, and `$TMPDIR` may be long.
+#[cfg(unix)]
+pub fn short_temp_dir() -> PathBuf {
+    PathBuf::from("/tmp")
+}
+
+#[cfg(windows)]
+pub fn short_temp_dir() -> PathBuf {
+    std::env::temp_dir()
+}
+
+/// The PowerShell a local transport starts unless the topology names one:
+/// Windows PowerShell on Windows, PowerShell 7 (`pwsh`) elsewhere.
+#[cfg(unix)]
+pub const DEFAULT_POWERSHELL: &str = "pwsh";
+#[cfg(windows)]
+pub const DEFAULT_POWERSHELL: &str = "powershell.exe";
+
+/// Whether this system's OpenSSH client can share connections
+/// (ControlMaster); Windows' port of OpenSSH cannot, so there each command
+/// opens its own connection unless the topology says otherwise.
+#[cfg(unix)]
+pub const SSH_CONNECTION_SHARING: bool = true;
+#[cfg(windows)]
+pub const SSH_CONNECTION_SHARING: bool = false;
+
+// --- processes ------------------------------------------------------------
+
+/// Whether process `pid` exists on this host (a process we may not signal
+/// still counts).
+#[cfg(unix)]
+pub fn pid_alive(pid: u32) -> bool {
+    // 0 and negative numbers would name process groups, not a process.
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks that the process exists
+    // and may be signalled; nothing is sent and no memory is touched.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(windows)]
+pub fn pid_alive(pid: u32) -> bool {
+    use windows_sys::Win32::Foundation::{CloseHandle, ERROR_ACCESS_DENIED, STILL_ACTIVE};
+    use windows_sys::Win32::System::Threading::{
+        GetExitCodeProcess, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    if pid == 0 {
+        return false;
+    }
+    // SAFETY: OpenProcess returns a handle we own or null; the handle is
+    // used for one query and closed; `code` outlives the call writing it.
+    unsafe {
+        let handle = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid);
+        if handle.is_null() {
+            // Denied: it exists, but belongs to someone else.
+            return io::Error::last_os_error().raw_os_error() == Some(ERROR_ACCESS_DENIED as i32);
+        }
+        let mut code: u32 = 0;
+        let queried = GetExitCodeProcess(handle, &mut code) != 0;
+        CloseHandle(handle);
+        queried && code == STILL_ACTIVE as u32
+    }
+}
+
+/// Start `cmd` in a process group of its own, led by the child: a Ctrl-C
+/// at the terminal then reaches edgefail only, and [`end_process_tree`]
+/// can end the command with everything it started.
+#[cfg(unix)]
+pub fn own_process_group(cmd: &mut tokio::process::Command) {
+    cmd.process_group(0);
+}
+
+#[cfg(windows)]
+pub fn own_process_group(cmd: &mut tokio::process::Command) {
+    use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
+    cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
+}
+
+/// End the command edgefail started as `pid` in its own group (see
+/// [`own_process_group`]) and every process it started. Only for PIDs of
+/// children spawned that way: on unix this kills the process group `pid`
+/// leads.
+#[cfg(unix)]
+pub fn end_process_tree(pid: u32) {
+    // kill(-1) would signal every process we may signal, kill(0) our own
+    // group: neither is a group we created.
+    let Ok(pgid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals the process group this
+    // process created for the command; it touches no memory.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+#[cfg(windows)]
+pub fn end_process_tree(pid: u32) {
+    use std::process::{Command, Stdio};
+    if pid == 0 {
+        return;
+    }
+    let ended = Command::new("taskkill")
+        .args(["/F", "/T", "/PID", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = ended {
+        tracing::debug!("cannot run taskkill for process {pid}: {e}");
+    }
+}
+
+// --- private files ----------------------------------------------------------
+
+/// Make the directory `path` (its parent must exist) so that only this user
+/// may enter it: mode 0700 on unix; on Windows it inherits its parent's
+/// ACL, which under the user's profile (%LOCALAPPDATA%, %TEMP%) is private
+/// to the user. Fails with `AlreadyExists` if it exists, so a caller that
+/// succeeds knows the directory is new and its own.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    #[cfg(windows)]
+    {
+        // The parent's inherited ACL applies; nothing to set here.
+    }
+    builder.create(path)
+}
+
+/// Create the new file `path` for writing, readable by this user only
+/// (mode 0600 on unix; the inherited ACL on Windows, as for
+/// [`create_private_dir`]). Fails with `AlreadyExists` if it exists.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    private_mode(&mut options);
+    options.open(path)
+}
+
+/// Open `path` for appending, creating it readable by this user only if it
+/// is missing (mode 0600 on unix): the journal.
+pub fn open_private_append(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    private_mode(&mut options);
+    options.open(path)
+}
+
+#[cfg(unix)]
+fn private_mode(options: &mut OpenOptions) {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(0o600);
+}
+
+#[cfg(windows)]
+fn private_mode(_options: &mut OpenOptions) {
+    // The parent's inherited ACL applies; see create_private_dir.
+}
+
+/// `Some(permission bits)` when users other than the owner and group may
+/// read the file; `None` when they may not, or on Windows, where access is
+/// an ACL rather than a mode.
+#[cfg(unix)]
+pub fn world_readable(meta: &Metadata) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    (mode & 0o004 != 0).then_some(mode)
+}
+
+#[cfg(windows)]
+pub fn world_readable(_meta: &Metadata) -> Option<u32> {
+    None
+}
+
+// --- interruptions ------------------------------------------------------------
+
+/// The ways an operator interrupts a run: Ctrl-C and SIGTERM on unix;
+/// Ctrl-C, Ctrl-Break and closing the console on Windows. Make it inside
+/// the tokio runtime.
+#[derive(Debug)]
 pub struct Interrupts {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(windows)]
+    ctrl_c: tokio::signal::windows::CtrlC,
+    #[cfg(windows)]
+    ctrl_break: tokio::signal::windows::CtrlBreak,
+    #[cfg(windows)]
+    ctrl_close: tokio::signal::windows::CtrlClose,
 }
 
 impl Interrupts {
-    pub fn new() -> std::io::Result<Interrupts> {
+    /// Start listening; from now on these no longer end the process by
+    /// themselves.
+    #[cfg(unix)]
+    pub fn new() -> io::Result<Interrupts> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Interrupts {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
         })
     }
 
+    #[cfg(windows)]
+    pub fn new() -> io::Result<Interrupts> {
+        use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close};
+        Ok(Interrupts {
+            ctrl_c: ctrl_c()?,
+            ctrl_break: ctrl_break()?,
+            ctrl_close: ctrl_close()?,
+        })
+    }
+
+    /// The next interruption, by the name an operator knows it by:
+    /// "Ctrl-C" or "SIGTERM" (Windows: "Ctrl-C", "Ctrl-Break", "console
+    /// close").
+    #[cfg(unix)]
     pub async fn next(&mut self) -> &'static str {
         tokio::select! {
-            _ = self.int.recv() => "Ctrl-C",
-            _ = self.term.recv() => "SIGTERM",
+            Some(()) = self.interrupt.recv() => "Ctrl-C",
+            Some(()) = self.terminate.recv() => "SIGTERM",
+            // Both streams ended: no interruption will ever come.
+            else => std::future::pending().await,
         }
+    }
+
+    #[cfg(windows)]
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            Some(()) = self.ctrl_c.recv() => "Ctrl-C",
+            Some(()) = self.ctrl_break.recv() => "Ctrl-Break",
+            Some(()) = self.ctrl_close.recv() => "console close",
+            else => std::future::pending().await,
+        }
+    }
+}
+
+// --- terminals and colour -------------------------------------------------
+
+pub fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal()
+}
+
+pub fn stderr_is_terminal() -> bool {
+    io::stderr().is_terminal()
+}
+
+pub fn stdin_is_terminal() -> bool {
+    io::stdin().is_terminal()
+}
+
+/// Whether output to a stream may carry colour: only to a terminal
+/// (`stream_is_terminal`), not when NO_COLOR is set to anything non-empty
+/// (no-color.org), not on TERM=dumb, and on Windows only once the console
+/// accepts ANSI sequences.
+pub fn color_allowed(stream_is_terminal: bool) -> bool {
+    stream_is_terminal
+        && non_empty_var("NO_COLOR").is_none()
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        && ansi_sequences_work()
+}
+
+#[cfg(unix)]
+fn ansi_sequences_work() -> bool {
+    true
+}
+
+/// Turn on virtual-terminal processing for the console's stdout and
+/// stderr, once; false if a console refuses it (before Windows 10).
+#[cfg(windows)]
+fn ansi_sequences_work() -> bool {
+    use std::sync::OnceLock;
+    use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+    use windows_sys::Win32::System::Console::{
+        CONSOLE_MODE, ENABLE_VIRTUAL_TERMINAL_PROCESSING, GetConsoleMode, GetStdHandle,
+        STD_ERROR_HANDLE, STD_OUTPUT_HANDLE, SetConsoleMode,
+    };
+    static WORKS: OnceLock<bool> = OnceLock::new();
+    *WORKS.get_or_init(|| {
+        [STD_OUTPUT_HANDLE, STD_ERROR_HANDLE]
+            .into_iter()
+            .all(|which| {
+                // SAFETY: the handles are the process's own standard
+                // handles, not closed here; `mode` outlives the call that
+                // writes it.
+                unsafe {
+                    let handle = GetStdHandle(which);
+                    let mut mode: CONSOLE_MODE = 0;
+                    if handle.is_null()
+                        || handle == INVALID_HANDLE_VALUE
+                        || GetConsoleMode(handle, &mut mode) == 0
+                    {
+                        // Not a console: nothing to turn on.
+                        return true;
+                    }
+                    mode & ENABLE_VIRTUAL_TERMINAL_PROCESSING != 0
+                        || SetConsoleMode(handle, mode | ENABLE_VIRTUAL_TERMINAL_PROCESSING) != 0
+                }
+            })
+    })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_child_is_not() {
+        assert!(pid_alive(std::process::id()));
+        let mut child = std::process::Command::new("true")
+            .spawn()
+            .expect("spawn true");
+        let pid = child.id();
+        child.wait().expect("reap true");
+        assert!(!pid_alive(pid));
+        assert!(!pid_alive(0));
+        assert!(!pid_alive(u32::MAX));
+    }
+
+    #[test]
+    fn private_dir_and_files_are_the_owners_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("private");
+        create_private_dir(&dir).expect("create dir");
+        let mode = std::fs::metadata(&dir).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let again = create_private_dir(&dir).expect_err("exists");
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+
+        let file = dir.join("secret");
+        drop(create_private_file(&file).expect("create file"));
+        let meta = std::fs::metadata(&file).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(world_readable(&meta), None);
+        let again = create_private_file(&file).expect_err("exists");
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
+
+        let journal = dir.join("journal.jsonl");
+        {
+            use std::io::Write;
+            let mut f = open_private_append(&journal).expect("open");
+            f.write_all(b"one\n").expect("write");
+            let mut f = open_private_append(&journal).expect("reopen");
+            f.write_all(b"two\n").expect("write");
+        }
+        let meta = std::fs::metadata(&journal).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&journal).expect("read"),
+            "one\ntwo\n"
+        );
+    }
+
+    #[test]
+    fn world_readable_names_the_mode() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let file = tmp.path().join("key");
+        std::fs::write(&file, "k").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let meta = std::fs::metadata(&file).expect("meta");
+        assert_eq!(world_readable(&meta), Some(0o644));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let meta = std::fs::metadata(&file).expect("meta");
+        assert_eq!(world_readable(&meta), None);
+    }
+
+    #[test]
+    fn whoami_names_someone_somewhere() {
+        let (user, host) = whoami();
+        assert!(!user.is_empty());
+        assert!(!host.is_empty() && !host.contains('\n'));
+    }
+
+    #[test]
+    fn state_dir_ends_in_edgefail() {
+        assert!(default_state_dir().ends_with("edgefail"));
+    }
+
+    #[tokio::test]
+    async fn end_process_tree_ends_the_grandchild_too() {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+        // sh starts sleep in the background, prints its PID and waits; both
+        // hold stdout, so reading it to its end proves both are gone.
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "sleep 30 & echo $!; wait"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        own_process_group(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn sh");
+        let pid = child.id().expect("pid of sh");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stdout.read_line(&mut line))
+            .await
+            .expect("sh printed the grandchild's PID")
+            .expect("read");
+        let grandchild: u32 = line.trim().parse().expect("grandchild pid");
+        assert_ne!(grandchild, pid);
+
+        end_process_tree(pid);
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .expect("sh ended")
+            .expect("wait sh");
+        assert!(!status.success());
+        let mut rest = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stdout.read_to_string(&mut rest))
+            .await
+            .expect("the grandchild no longer holds stdout")
+            .expect("read");
+    }
+
+    #[test]
+    fn color_only_for_terminals() {
+        assert!(!color_allowed(false));
     }
 }

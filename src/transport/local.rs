@@ -17,13 +17,11 @@ pub struct Local {
 
 impl Local {
     pub fn new(spec: &LocalSpec) -> Local {
-        let default = if cfg!(windows) {
-            "powershell.exe"
-        } else {
-            "pwsh"
-        };
         Local {
-            program: spec.program.clone().unwrap_or_else(|| default.to_string()),
+            program: spec
+                .program
+                .clone()
+                .unwrap_or_else(|| crate::platform::DEFAULT_POWERSHELL.to_string()),
             args: spec.args.clone(),
         }
     }

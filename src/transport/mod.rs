@@ -86,21 +86,15 @@ impl Drop for InFlight {
     }
 }
 
-/// End every command edgefail started that is still running (each runs in
-/// its own process group, led by the PID edgefail got from spawning it).
+/// End every command edgefail started that is still running, with whatever
+/// it started (each runs in its own process group, led by the PID edgefail
+/// got from spawning it).
 pub fn end_in_flight() {
     let Ok(set) = IN_FLIGHT.lock() else {
         return;
     };
     for &pid in set.iter() {
-        #[cfg(unix)]
-        if let Ok(pgid) = i32::try_from(pid) {
-            // SAFETY: kill(2) with a negative pid signals the process group
-            // this process created for the command; it touches no memory.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
+        crate::platform::end_process_tree(pid);
     }
 }
 
@@ -117,8 +111,7 @@ pub(crate) async fn run_command(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    #[cfg(unix)]
-    cmd.process_group(0);
+    crate::platform::own_process_group(&mut cmd);
     let child = cmd.spawn().map_err(|source| TransportError::Spawn {
         program: program.to_string(),
         hint: if source.kind() == std::io::ErrorKind::NotFound {

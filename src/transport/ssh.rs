@@ -77,10 +77,10 @@ struct Control {
 
 impl Ssh {
     pub fn new(spec: &SshSpec) -> Ssh {
-        let default_persist = if cfg!(windows) {
-            0
-        } else {
+        let default_persist = if crate::platform::SSH_CONNECTION_SHARING {
             DEFAULT_CONTROL_PERSIST_SECS
+        } else {
+            0
         };
         let persist_secs = spec.control_persist_secs.unwrap_or(default_persist);
         let control = (persist_secs > 0).then(|| {
@@ -394,7 +394,7 @@ fn make_private_dir() -> std::io::Result<PathBuf> {
     let mut base = std::env::temp_dir();
     // Room for "/efssh-<pid>-<n>/c<k>".
     if base.as_os_str().len() + 40 > MAX_SOCKET_PATH {
-        base = PathBuf::from("/tmp");
+        base = crate::platform::short_temp_dir();
     }
     let pid = std::process::id();
     let mut last = None;
@@ -404,13 +404,7 @@ fn make_private_dir() -> std::io::Result<PathBuf> {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let path = base.join(format!("efssh-{pid}-{:x}", stamp ^ attempt));
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            builder.mode(0o700);
-        }
-        match builder.create(&path) {
+        match crate::platform::create_private_dir(&path) {
             Ok(()) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
             Err(e) => return Err(e),

@@ -7,11 +7,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_net::client::{Client, ClientHandle};
-use hickory_net::proto::op::ResponseCode;
-use hickory_net::proto::rr::{DNSClass, Name, RData, RecordType};
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_net::udp::UdpClientStream;
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+    ServerOrderingStrategy,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use serde::Serialize;
 
 /// One SRV record.
@@ -113,9 +117,15 @@ pub trait Lookup: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Asks each given server in turn over UDP, taking the first answer; a
-/// server that answers (even NXDOMAIN) ends the search, as only a silent
-/// one would make a resolver move on.
+/// Longer waits are cut to this (the resolver adds the timeout to the clock).
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Asks each given server in turn, as a resolver would (recursion desired,
+/// UDP, the same question again over TCP when the UDP answer comes back
+/// truncated), and takes the first answer: a server that answers (even
+/// NXDOMAIN or REFUSED) ends the search, as only a silent one would make a
+/// resolver move on. Never the system's resolver, resolv.conf or hosts
+/// file, and no cache: every lookup asks anew (a verify step polls).
 pub struct DirectLookup {
     servers: Vec<SocketAddr>,
     timeout: Duration,
@@ -130,6 +140,29 @@ impl DirectLookup {
         &self.servers
     }
 
+    /// A resolver that asks `server` only. Made per question: nothing is
+    /// remembered between lookups.
+    fn resolver(&self, server: SocketAddr) -> Result<TokioResolver, NetError> {
+        let mut udp = ConnectionConfig::udp();
+        udp.port = server.port();
+        let mut tcp = ConnectionConfig::tcp();
+        tcp.port = server.port();
+        let name_server = NameServerConfig::new(server.ip(), true, vec![udp, tcp]);
+        let config = ResolverConfig::from_name_servers(vec![name_server]);
+        let mut options = ResolverOpts::default();
+        options.timeout = self.timeout.min(MAX_TIMEOUT);
+        // One try per server; a silent server is reported, not retried.
+        options.attempts = 0;
+        options.cache_size = 0;
+        options.use_hosts_file = ResolveHosts::Never;
+        options.recursion_desired = true;
+        options.num_concurrent_reqs = 1;
+        options.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
+        TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(options)
+            .build()
+    }
+
     async fn query(
         &self,
         name: &str,
@@ -142,64 +175,74 @@ impl DirectLookup {
         })?;
         let mut reasons = Vec::new();
         for server in &self.servers {
-            let stream = UdpClientStream::builder(*server, TokioRuntimeProvider::default())
-                .with_timeout(Some(self.timeout))
-                .build();
-            let (mut client, background) = Client::<TokioRuntimeProvider>::from_sender(stream);
-            let bg = tokio::spawn(background);
-            let asked = tokio::time::timeout(
-                self.timeout + Duration::from_millis(100),
-                client.query(qname.clone(), DNSClass::IN, rtype),
-            )
-            .await;
-            bg.abort();
-            let response = match asked {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
+            let resolver = match self.resolver(*server) {
+                Ok(r) => r,
+                Err(e) => {
                     reasons.push(format!("{server}: {e}"));
                     continue;
                 }
+            };
+            // The resolver keeps to its timeout per exchange; a truncated UDP
+            // answer and the TCP retry make two. This bounds the whole.
+            let asked = tokio::time::timeout(
+                self.timeout
+                    .min(MAX_TIMEOUT)
+                    .saturating_mul(2)
+                    .saturating_add(Duration::from_millis(100)),
+                resolver.lookup(qname.clone(), rtype),
+            )
+            .await;
+            let silent = || format!("{server}: no answer in {} ms", self.timeout.as_millis());
+            let error = match asked {
                 Err(_) => {
-                    reasons.push(format!(
-                        "{server}: no answer in {} ms",
-                        self.timeout.as_millis()
-                    ));
+                    reasons.push(silent());
                     continue;
                 }
+                Ok(Ok(lookup)) => {
+                    let found: Vec<(u32, RData)> = lookup
+                        .answers()
+                        .iter()
+                        .filter(|r| r.record_type() == rtype)
+                        .map(|r| (r.ttl, r.data.clone()))
+                        .collect();
+                    if found.is_empty() {
+                        // Only something else (a CNAME to nowhere) came back.
+                        return Err(LookupError::NoRecords {
+                            name: name.to_string(),
+                            rtype: label,
+                            server: server.to_string(),
+                        });
+                    }
+                    return Ok(found);
+                }
+                Ok(Err(e)) => e,
             };
-            let server = server.to_string();
-            match response.response_code {
-                ResponseCode::NoError => {}
-                ResponseCode::NXDomain => {
-                    return Err(LookupError::NoSuchName {
-                        name: name.to_string(),
-                        rtype: label,
-                        server,
-                    });
-                }
-                code => {
-                    return Err(LookupError::Refused {
-                        name: name.to_string(),
-                        rtype: label,
-                        server,
-                        code: code.to_string(),
-                    });
-                }
-            }
-            let found: Vec<(u32, RData)> = response
-                .answers
-                .iter()
-                .filter(|r| r.record_type() == rtype)
-                .map(|r| (r.ttl, r.data.clone()))
-                .collect();
-            if found.is_empty() {
-                return Err(LookupError::NoRecords {
+            let answered = |code: ResponseCode| match code {
+                ResponseCode::NXDomain => LookupError::NoSuchName {
                     name: name.to_string(),
                     rtype: label,
-                    server,
-                });
+                    server: server.to_string(),
+                },
+                ResponseCode::NoError => LookupError::NoRecords {
+                    name: name.to_string(),
+                    rtype: label,
+                    server: server.to_string(),
+                },
+                code => LookupError::Refused {
+                    name: name.to_string(),
+                    rtype: label,
+                    server: server.to_string(),
+                    code: code.to_string(),
+                },
+            };
+            match error {
+                NetError::Dns(DnsError::NoRecordsFound(none)) => {
+                    return Err(answered(none.response_code));
+                }
+                NetError::Dns(DnsError::ResponseCode(code)) => return Err(answered(code)),
+                NetError::Timeout => reasons.push(silent()),
+                other => reasons.push(format!("{server}: {other}")),
             }
-            return Ok(found);
         }
         Err(LookupError::NoAnswer {
             name: name.to_string(),
@@ -291,5 +334,244 @@ mod tests {
                 "edgepool2-xmpp.contoso.com"
             ]
         );
+    }
+
+    // --- a tiny DNS server on 127.0.0.1, UDP and TCP on one port ---------
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hickory_resolver::proto::op::Message;
+    use hickory_resolver::proto::rr::Record;
+    use hickory_resolver::proto::rr::rdata::SRV;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+
+    /// How the fake server answers on one transport.
+    #[derive(Debug, Clone, Copy)]
+    enum Reply {
+        /// The SRV set below.
+        Full,
+        /// TC set, no records: "ask again over TCP".
+        Truncated,
+        /// This response code, no records.
+        Code(ResponseCode),
+        /// Nothing at all.
+        Silent,
+    }
+
+    const SRV_SET: [(u16, u16, &str); 3] = [
+        (20, 0, "edgepool1-xmpp.contoso.com."),
+        (10, 0, "edgepool2-xmpp.contoso.com."),
+        (10, 50, "edgepool2b-xmpp.contoso.com."),
+    ];
+
+    fn respond(query: &Message, reply: Reply) -> Option<Message> {
+        let mut m = Message::response(query.metadata.id, query.metadata.op_code);
+        m.metadata.recursion_desired = query.metadata.recursion_desired;
+        m.metadata.recursion_available = true;
+        m.metadata.authoritative = true;
+        m.add_queries(query.queries.clone());
+        match reply {
+            Reply::Silent => return None,
+            Reply::Truncated => m.metadata.truncation = true,
+            Reply::Code(code) => m.metadata.response_code = code,
+            Reply::Full => {
+                for q in &query.queries {
+                    for (priority, weight, target) in SRV_SET {
+                        let target = Name::from_ascii(target).expect("target");
+                        m.add_answer(Record::from_rdata(
+                            q.name().clone(),
+                            300,
+                            RData::SRV(SRV::new(priority, weight, 5269, target)),
+                        ));
+                    }
+                }
+            }
+        }
+        Some(m)
+    }
+
+    struct FakeDns {
+        addr: SocketAddr,
+        udp_queries: Arc<AtomicUsize>,
+        tcp_queries: Arc<AtomicUsize>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+    }
+
+    impl Drop for FakeDns {
+        fn drop(&mut self) {
+            for task in &self.tasks {
+                task.abort();
+            }
+        }
+    }
+
+    impl FakeDns {
+        async fn start(udp: Reply, tcp: Reply) -> FakeDns {
+            let (socket, listener) = bind_pair().await;
+            let addr = socket.local_addr().expect("udp addr");
+            let udp_queries = Arc::new(AtomicUsize::new(0));
+            let tcp_queries = Arc::new(AtomicUsize::new(0));
+            let counted = udp_queries.clone();
+            let udp_task = tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let Ok(query) = Message::from_vec(&buf[..n]) else {
+                        continue;
+                    };
+                    if let Some(bytes) = respond(&query, udp).and_then(|m| m.to_vec().ok()) {
+                        let _ = socket.send_to(&bytes, from).await;
+                    }
+                }
+            });
+            let counted = tcp_queries.clone();
+            let tcp_task = tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let counted = counted.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let mut len = [0u8; 2];
+                            if stream.read_exact(&mut len).await.is_err() {
+                                return;
+                            }
+                            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                            if stream.read_exact(&mut buf).await.is_err() {
+                                return;
+                            }
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            let Ok(query) = Message::from_vec(&buf) else {
+                                return;
+                            };
+                            let Some(bytes) = respond(&query, tcp).and_then(|m| m.to_vec().ok())
+                            else {
+                                continue;
+                            };
+                            let len = u16::try_from(bytes.len()).expect("short answer");
+                            let mut framed = len.to_be_bytes().to_vec();
+                            framed.extend_from_slice(&bytes);
+                            if stream.write_all(&framed).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            });
+            FakeDns {
+                addr,
+                udp_queries,
+                tcp_queries,
+                tasks: vec![udp_task, tcp_task],
+            }
+        }
+    }
+
+    /// A UDP socket and a TCP listener on the same free loopback port.
+    async fn bind_pair() -> (UdpSocket, TcpListener) {
+        for _ in 0..50 {
+            let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind udp");
+            let port = socket.local_addr().expect("udp addr").port();
+            if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+                return (socket, listener);
+            }
+        }
+        panic!("no loopback port free for both UDP and TCP");
+    }
+
+    const OWNER: &str = "_xmpp-server._tcp.contoso.com";
+
+    #[tokio::test]
+    async fn a_truncated_udp_answer_is_asked_again_over_tcp() {
+        let dns = FakeDns::start(Reply::Truncated, Reply::Full).await;
+        let lookup = DirectLookup::new(vec![dns.addr], Duration::from_secs(3));
+        let mut found = lookup.srv(OWNER).await.expect("the SRV set over TCP");
+        order(&mut found);
+        let got: Vec<(u16, u16, u16, &str)> = found
+            .iter()
+            .map(|r| (r.priority, r.weight, r.port, r.target.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (10, 50, 5269, "edgepool2b-xmpp.contoso.com"),
+                (10, 0, 5269, "edgepool2-xmpp.contoso.com"),
+                (20, 0, 5269, "edgepool1-xmpp.contoso.com"),
+            ]
+        );
+        assert!(found.iter().all(|r| r.ttl == 300));
+        assert!(
+            dns.udp_queries.load(Ordering::SeqCst) >= 1,
+            "asked over UDP first"
+        );
+        assert!(dns.tcp_queries.load(Ordering::SeqCst) >= 1, "then over TCP");
+    }
+
+    #[tokio::test]
+    async fn answers_by_response_code_keep_their_messages() {
+        let cases = [
+            (
+                ResponseCode::NXDomain,
+                "no such name (NXDOMAIN from {server})",
+                true,
+            ),
+            (
+                ResponseCode::NoError,
+                "the name exists but has no SRV record (asked {server})",
+                true,
+            ),
+            // The code as hickory names it ("Query Refused", "Server Failure").
+            (ResponseCode::Refused, "{server} answered {code}", false),
+            (ResponseCode::ServFail, "{server} answered {code}", false),
+        ];
+        for (code, want, absent) in cases {
+            let dns = FakeDns::start(Reply::Code(code), Reply::Code(code)).await;
+            let lookup = DirectLookup::new(vec![dns.addr], Duration::from_secs(3));
+            let e = lookup.srv(OWNER).await.expect_err("no records");
+            let want = format!(
+                "look up {OWNER} SRV: {}",
+                want.replace("{server}", &dns.addr.to_string())
+                    .replace("{code}", &code.to_string())
+            );
+            assert_eq!(e.to_string(), want, "{code:?}");
+            assert_eq!(e.is_absent(), absent, "{code:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_passed_over_and_named() {
+        let silent = FakeDns::start(Reply::Silent, Reply::Silent).await;
+        let answering = FakeDns::start(Reply::Full, Reply::Full).await;
+        let timeout = Duration::from_millis(400);
+
+        let lookup = DirectLookup::new(vec![silent.addr], timeout);
+        let e = lookup.srv(OWNER).await.expect_err("nobody answers");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "look up {OWNER} SRV: no answer from {0} ({0}: no answer in 400 ms)",
+                silent.addr
+            )
+        );
+        assert!(!e.is_absent());
+
+        let lookup = DirectLookup::new(vec![silent.addr, answering.addr], timeout);
+        assert_eq!(lookup.srv(OWNER).await.expect("second server").len(), 3);
+        assert_eq!(
+            lookup.describe(),
+            format!("{}, {}", silent.addr, answering.addr)
+        );
+    }
+
+    #[tokio::test]
+    async fn no_servers_no_answer() {
+        let lookup = DirectLookup::new(Vec::new(), Duration::from_millis(100));
+        let e = lookup.ipv4("edge.contoso.com").await.expect_err("none");
+        assert_eq!(
+            e.to_string(),
+            "look up edge.contoso.com A: no answer from  (no DNS servers given)"
+        );
+        let e = lookup.ipv4("not a name..").await.expect_err("bad");
+        assert!(matches!(e, LookupError::BadName { .. }), "{e}");
     }
 }
