@@ -62,11 +62,6 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     serde_json::from_str(text.trim()).ok()
 }
 
-/// Whether `pid` is alive on this host.
-pub fn pid_alive(pid: u32) -> bool {
-    crate::platform::pid_alive(pid)
-}
-
 impl Lock {
     pub fn path_for(journal: &Path) -> PathBuf {
         let mut p = journal.as_os_str().to_owned();
@@ -161,9 +156,4 @@ impl Drop for Lock {
         let _ = self.file.unlock();
         tracing::debug!(path = %self.path.display(), "lock released");
     }
-}
-
-/// user@host of this process, for records and messages.
-pub fn whoami() -> (String, String) {
-    crate::platform::whoami()
 }

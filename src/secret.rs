@@ -104,19 +104,13 @@ pub fn check_key_file_mode(path: &Path) -> Result<(), SecretError> {
         path: path.to_path_buf(),
         source,
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o004 != 0 {
-            return Err(SecretError::WorldReadable {
-                path: path.to_path_buf(),
-                mode,
-            });
-        }
+    match crate::platform::world_readable(&meta) {
+        Some(mode) => Err(SecretError::WorldReadable {
+            path: path.to_path_buf(),
+            mode,
+        }),
+        None => Ok(()),
     }
-    let _ = meta;
-    Ok(())
 }
 
 /// Read `key "name" { algorithm ...; secret "..."; };` as tsig-keygen and

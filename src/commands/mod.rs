@@ -22,6 +22,7 @@ use crate::exit::{self, CommandResult, Exit, OrExit};
 use crate::journal::{self, Journal};
 use crate::lock::{self, Lock, LockError};
 use crate::operator::Operator;
+use crate::platform;
 use crate::report;
 use crate::settings::{self, RunSettings};
 
@@ -66,7 +67,7 @@ fn new_run_id() -> String {
 
 /// user@host of this process.
 fn operator_name() -> String {
-    let (user, host) = lock::whoami();
+    let (user, host) = platform::whoami();
     format!("{user}@{host}")
 }
 
@@ -82,7 +83,7 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
             let name = interrupts.next().await;
             if !cancel.is_set() {
                 cancel.trigger();
-                report::interrupt_notice(&format!(
+                report::notice(&format!(
                     "\n{name}: stopping after the command in flight finishes or times out; press Ctrl-C again to abandon at once"
                 ));
                 continue;
@@ -97,7 +98,7 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
                 counts: Default::default(),
                 duration_ms: 0,
             });
-            report::interrupt_notice(&format!("\n{message}"));
+            report::notice(&format!("\n{message}"));
             crate::transport::end_in_flight();
             std::process::exit(exit::INTERRUPTED);
         }
@@ -178,7 +179,7 @@ async fn run_plan_or_failover(
 
 /// One failover per topology at a time.
 fn take_lock(settings: &RunSettings, run_id: &str, events: &Emitter) -> Result<Lock, exit::Failed> {
-    let (user, host) = lock::whoami();
+    let (user, host) = platform::whoami();
     let holder = lock::Holder {
         pid: std::process::id(),
         host: host.clone(),
@@ -197,7 +198,7 @@ fn take_lock(settings: &RunSettings, run_id: &str, events: &Emitter) -> Result<L
                     Origin::Lock,
                     format!(
                         "a previous run left its lock behind without finishing cleanly: {stale}{}; `edgefail history` shows what it did, `edgefail failover --resume` continues it",
-                        if stale.host == host && !lock::pid_alive(stale.pid) {
+                        if stale.host == host && !platform::pid_alive(stale.pid) {
                             " (that process is gone)"
                         } else {
                             ""

@@ -2,8 +2,9 @@
 
 use crate::cli::UnlockArgs;
 use crate::exit::{CommandResult, Exit, OrExit};
-use crate::lock::{self, Lock, LockError};
+use crate::lock::{Lock, LockError};
 use crate::operator::Operator;
+use crate::platform;
 use crate::report::{self, Terminal};
 use crate::settings;
 
@@ -26,8 +27,8 @@ pub async fn run(args: UnlockArgs) -> CommandResult {
         }
         Ok(Some(holder)) => holder,
     };
-    let (_, host) = lock::whoami();
-    let gone = holder.host == host && !lock::pid_alive(holder.pid);
+    let (_, host) = platform::whoami();
+    let gone = holder.host == host && !platform::pid_alive(holder.pid);
     report::say(&format!(
         "{} holds a record left by {holder}{}",
         path.display(),

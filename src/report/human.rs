@@ -2,7 +2,7 @@
 //! changes as a diff, and a closing summary on stdout; warnings and what the
 //! operator must do on stderr; what a rehearsal simulates before the run.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use crate::event::{Event, Outcome, Phase, Rehearsal, RunOutcome, Sink};
 
@@ -24,7 +24,7 @@ impl<W: Write + Send> Human<W> {
             out,
             color,
             verbose,
-            progress: std::io::stderr().is_terminal(),
+            progress: crate::platform::stderr_is_terminal(),
             total: 8,
             last_step: 0,
         }

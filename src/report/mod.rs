@@ -9,7 +9,7 @@ mod human;
 mod json;
 mod terminal;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 pub use human::Human;
@@ -18,12 +18,13 @@ pub use terminal::Terminal;
 
 use crate::cli::Output;
 use crate::event::Sink;
+use crate::platform;
 use crate::topology::{Loaded, Severity};
 use crate::xmpp::probe::Report;
 
 /// Colour on stdout: a terminal, and NO_COLOR unset or empty.
 fn color_for_stdout() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    platform::color_allowed(platform::stdout_is_terminal())
 }
 
 /// The reporter for `output` on stdout.
@@ -42,8 +43,8 @@ pub fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// A notice about an interruption, on stderr.
-pub fn interrupt_notice(text: &str) {
+/// A line for the operator on stderr (an interruption, an error).
+pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
@@ -70,7 +71,7 @@ pub fn probe(report: &Report, output: Output) {
     match output {
         Output::Json => match serde_json::to_string(report) {
             Ok(line) => say(&line),
-            Err(e) => interrupt_notice(&format!("error: failed to write the report as JSON: {e}")),
+            Err(e) => notice(&format!("error: failed to write the report as JSON: {e}")),
         },
         Output::Human => {
             say(&format!(
@@ -93,7 +94,7 @@ pub fn outcome(result: crate::exit::CommandResult) -> crate::exit::Exit {
     match result {
         Ok(exit) => exit,
         Err(failed) => {
-            interrupt_notice(&format!("error: {}", render(&failed.error)));
+            notice(&format!("error: {}", render(&failed.error)));
             failed.exit
         }
     }

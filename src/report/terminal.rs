@@ -1,7 +1,7 @@
 //! The operator at a terminal: questions go to stderr (stdout may be JSON),
 //! the answer is one line of stdin, and only the exact word proceeds.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 
 use async_trait::async_trait;
 
@@ -17,7 +17,7 @@ impl Terminal {
     /// The terminal this process was started on, if stdin is one.
     pub fn stdin() -> Terminal {
         Terminal {
-            present: std::io::stdin().is_terminal(),
+            present: crate::platform::stdin_is_terminal(),
         }
     }
 }

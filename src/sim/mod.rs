@@ -110,10 +110,7 @@ impl TempDir {
     fn new(tag: &str) -> std::io::Result<TempDir> {
         let path =
             std::env::temp_dir().join(format!("edgefail-rehearsal-{}-{tag}", std::process::id()));
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&path)?;
+        crate::platform::create_private_dir(&path)?;
         Ok(TempDir(path))
     }
 }
@@ -569,12 +566,7 @@ fn write_key_file(path: &Path, name: &str, secret: &[u8]) -> Result<(), String> 
         "key \"{name}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{}\";\n}};\n",
         base64::engine::general_purpose::STANDARD.encode(secret)
     );
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options
-        .open(path)
+    crate::platform::create_private_file(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| format!("write the rehearsal's key file {}: {e}", path.display()))
 }

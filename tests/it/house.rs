@@ -171,3 +171,41 @@ fn the_import_reader_reads_groups_and_paths() {
         ["a", "c", "d"].iter().map(|s| s.to_string()).collect()
     );
 }
+
+#[test]
+fn nothing_outside_platform_names_a_unix_only_api() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut found = Vec::new();
+    for file in &files {
+        if module_of(file).as_deref() == Some("platform") {
+            continue;
+        }
+        let code = product_code(file);
+        for (n, line) in code.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            for needle in [
+                "std::os::unix",
+                "libc::",
+                "signal::unix",
+                "cfg(unix)",
+                "cfg(windows)",
+                "cfg!(unix)",
+                "cfg!(windows)",
+                "\"/proc",
+            ] {
+                if line.contains(needle) {
+                    found.push(format!("{}:{}: {line}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "platform-specific code outside src/platform:\n{}",
+        found.join("\n")
+    );
+}
