@@ -3,7 +3,7 @@
 //!
 //! The house, top to bottom (a module imports only modules below it; see
 //! the README's Architecture section and `tests/it/house.rs`):
-//! `commands` -> `settings` -> `cli` -> `engine` -> `report` -> `journal`,
+//! `commands` -> `settings` -> `engine` -> `report` -> `cli` -> `journal`,
 //! `lock` -> `sim` -> `steps` -> `lync` -> `transport`, `dns`, `xmpp` ->
 //! `powershell` -> `event`, `topology`, `secret`, `names`, `operator`,
 //! `cancel`, `platform`, `exit`.
