@@ -1,21 +1,28 @@
 //! The topology file: sites, Edge pools and servers, the XMPP federation
-//! records, the external DNS and how each machine is reached.
+//! records, the external DNS and how each machine is reached; the public
+//! API to load it ([`load`], [`parse`]) and its findings ([`Report`]).
 //!
-//! Loading never stops at the first problem it can recover from: unknown
-//! fields and every semantic problem are collected and reported together,
-//! each with file:line:column and the field's path.
+//! The text is parsed once, into a located node tree (`tree`), within limits
+//! on size, nesting and aliases. The typed structs below are deserialised
+//! from that tree part by part (`de`), so that a broken element hides
+//! nothing else: every structural problem (wrong type, missing field, bad
+//! value, unknown field) and every semantic one (`validate`) is reported
+//! together, each with file:line:column and the field's path.
 
-mod spans;
+mod de;
+mod tree;
 mod validate;
 
 use std::fmt;
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-pub use spans::{Pos, SpanIndex};
+pub use tree::Pos;
+use tree::{Kind, Locator, Masked, Tree};
 
 /// The topology format this edgefail reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -381,7 +388,7 @@ pub fn parse_server_addr(text: &str, default_port: u16) -> Result<SocketAddr, St
 }
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Error,
     Warning,
@@ -458,77 +465,87 @@ pub struct Loaded {
     pub report: Report,
     /// The file's bytes, for checksums.
     pub text: String,
+    /// Where each field stands, for findings added later.
+    tree: Tree,
+}
+
+impl Loaded {
+    /// Where the field at `path` (like `sites[1].pools[0].name`) stands in
+    /// the file: its value, or the nearest enclosing value that exists.
+    pub fn locate(&self, path: &str) -> Pos {
+        let masked = Masked::new();
+        Locator {
+            tree: &self.tree,
+            masked: &masked,
+        }
+        .resolve(path)
+        .1
+    }
+
+    /// Add a finding about the field at `path`, located, in file order.
+    pub fn push(&mut self, severity: Severity, path: &str, message: String) {
+        let pos = self.locate(path);
+        let diagnostics = &mut self.report.diagnostics;
+        let at = diagnostics.partition_point(|d| (d.pos, d.severity) <= (pos, severity));
+        diagnostics.insert(
+            at,
+            Diagnostic {
+                severity,
+                pos,
+                path: path.to_string(),
+                message,
+            },
+        );
+    }
 }
 
 /// Read, parse and validate a topology file.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    let (topology, report) = parse(path, &text);
+    };
+    // Never read more than a topology file may hold.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(tree::MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(read_error)?;
+    if bytes.len() > tree::MAX_BYTES {
+        let f = tree::too_large();
+        return Err(LoadError::Invalid {
+            report: Report {
+                file: path.to_path_buf(),
+                diagnostics: vec![Diagnostic {
+                    severity: Severity::Error,
+                    pos: f.pos,
+                    path: f.path,
+                    message: f.message,
+                }],
+            },
+        });
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|e| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let (topology, diagnostics, tree) = parse_located(&text);
+    let report = Report {
+        file: path.to_path_buf(),
+        diagnostics,
+    };
     match topology {
         Some(topology) if report.errors() == 0 => Ok(Loaded {
             topology,
             report,
             text,
+            tree,
         }),
         _ => Err(LoadError::Invalid { report }),
     }
 }
 
-/// Parse and validate text; the topology is `None` when it could not be
-/// deserialised at all.
+/// Parse and validate text; the topology is `None` when its structure is
+/// broken anywhere (the report says where).
 pub fn parse(file: &Path, text: &str) -> (Option<Topology>, Report) {
-    let spans = SpanIndex::build(text);
-    let mut diagnostics = Vec::new();
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let mut unknown = Vec::new();
-    let result: Result<Topology, _> = serde_ignored::deserialize(deserializer, |path| {
-        unknown.push(ignored_path(&path));
-    });
-    for path in unknown {
-        diagnostics.push(Diagnostic {
-            severity: Severity::Error,
-            pos: spans.find(&path),
-            path: path.clone(),
-            message: format!(
-                "unknown field `{}`",
-                path.rsplit(['.', ']'])
-                    .find(|s| !s.is_empty())
-                    .unwrap_or(&path)
-            ),
-        });
-    }
-    let topology = match result {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let pos = e
-                .location()
-                .map(|l| Pos {
-                    line: l.line(),
-                    column: l.column(),
-                })
-                .unwrap_or_default();
-            let message = e.to_string();
-            let message = match message.rfind(" at line ") {
-                Some(cut) => message[..cut].to_string(),
-                None => message,
-            };
-            let (path, message) = split_serde_path(&message);
-            diagnostics.push(Diagnostic {
-                severity: Severity::Error,
-                pos,
-                path,
-                message: format!("{message} (fix this first: it stops the remaining checks)"),
-            });
-            None
-        }
-    };
-    if let Some(t) = &topology {
-        validate::validate(t, &spans, &mut diagnostics);
-    }
-    diagnostics.sort_by_key(|a| (a.pos, a.severity));
+    let (topology, diagnostics, _) = parse_located(text);
     (
         topology,
         Report {
@@ -538,35 +555,369 @@ pub fn parse(file: &Path, text: &str) -> (Option<Topology>, Report) {
     )
 }
 
-/// serde_yaml prefixes its messages with the path ("sites[0].pools[0]: ...").
-fn split_serde_path(message: &str) -> (String, String) {
-    if let Some((head, rest)) = message.split_once(": ") {
-        let looks_like_path = !head.is_empty()
-            && head
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
-        if looks_like_path {
-            return (head.to_string(), rest.to_string());
-        }
-    }
-    (String::new(), message.to_string())
+/// The top-level fields, in the order of [`Topology`].
+const TOP_FIELDS: &[&str] = &["version", "xmpp", "dns", "management", "timeouts", "sites"];
+
+/// Each top-level part of the file, deserialised on its own.
+#[derive(Default)]
+struct Sections {
+    version: Option<u32>,
+    xmpp: Option<Xmpp>,
+    dns: Option<Dns>,
+    management: Option<Management>,
+    timeouts: Option<Timeouts>,
+    sites: Option<Vec<Site>>,
 }
 
-fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
-        P::Map { parent, key } => {
-            let parent = ignored_path(parent);
-            if parent.is_empty() {
-                key.clone()
-            } else {
-                format!("{parent}.{key}")
+fn parse_located(text: &str) -> (Option<Topology>, Vec<Diagnostic>, Tree) {
+    let error = |pos, path, message| Diagnostic {
+        severity: Severity::Error,
+        pos,
+        path,
+        message,
+    };
+    let (tree, findings) = match Tree::parse(text) {
+        Ok(parsed) => parsed,
+        Err(f) => return (None, vec![error(f.pos, f.path, f.message)], Tree::default()),
+    };
+    let mut diagnostics: Vec<Diagnostic> = findings
+        .into_iter()
+        .map(|f| error(f.pos, f.path, f.message))
+        .collect();
+    let mut recovery = de::Recovery::new(&tree);
+    let sections = sections(&tree, &mut recovery);
+    let masked = std::mem::take(&mut recovery.masked);
+    diagnostics.extend(
+        recovery
+            .into_problems()
+            .into_iter()
+            .map(|p| error(p.pos, p.path, p.message)),
+    );
+    let structure_ok = diagnostics.is_empty();
+    let parts = validate::Parts {
+        version: sections.version,
+        xmpp: sections.xmpp.as_ref(),
+        dns: sections.dns.as_ref(),
+        management: sections.management.as_ref(),
+        timeouts: sections.timeouts.as_ref(),
+        sites: sections.sites.as_deref(),
+    };
+    let locator = Locator {
+        tree: &tree,
+        masked: &masked,
+    };
+    validate::validate(&parts, &locator, &mut diagnostics);
+    let topology = match sections {
+        Sections {
+            version: Some(version),
+            xmpp: Some(xmpp),
+            dns: Some(dns),
+            management: Some(management),
+            timeouts: Some(timeouts),
+            sites: Some(sites),
+        } if structure_ok => Some(Topology {
+            version,
+            xmpp,
+            dns,
+            management,
+            timeouts,
+            sites,
+        }),
+        _ => None,
+    };
+    let mut seen = std::collections::HashSet::new();
+    diagnostics.retain(|d| seen.insert((d.severity, d.pos, d.path.clone(), d.message.clone())));
+    diagnostics.sort_by_key(|d| (d.pos, d.severity));
+    (topology, diagnostics, tree)
+}
+
+/// Deserialise each top-level part on its own; report unknown and missing
+/// top-level fields.
+fn sections(tree: &Tree, r: &mut de::Recovery<'_>) -> Sections {
+    let mut s = Sections::default();
+    let expected = "expected a mapping with version, xmpp, dns, management and sites";
+    let Some(root) = tree.root.and_then(|id| tree.node(id)) else {
+        r.report(
+            Pos { line: 1, column: 1 },
+            String::new(),
+            format!("the file is empty: {expected}"),
+        );
+        return s;
+    };
+    let entries = match &root.kind {
+        Kind::Map(entries) => entries,
+        other => {
+            let found = match other {
+                Kind::Seq(_) => "a sequence",
+                _ => "a single value",
+            };
+            r.report(
+                root.pos,
+                String::new(),
+                format!("found {found}, {expected}"),
+            );
+            return s;
+        }
+    };
+    for e in entries {
+        if !TOP_FIELDS.contains(&e.key.as_str()) {
+            r.report(
+                e.key_pos,
+                e.key.clone(),
+                de::unknown_field_message(&e.key, TOP_FIELDS),
+            );
+        }
+    }
+    for field in TOP_FIELDS.iter().filter(|f| **f != "timeouts") {
+        if !entries.iter().any(|e| e.key == *field) {
+            r.report(root.pos, String::new(), format!("missing field `{field}`"));
+        }
+    }
+    let get = |key: &str| entries.iter().find(|e| e.key == key).map(|e| e.value);
+    s.version = get("version").and_then(|id| r.recover(id, "version"));
+    s.xmpp = get("xmpp").and_then(|id| r.recover(id, "xmpp"));
+    s.dns = get("dns").and_then(|id| r.recover(id, "dns"));
+    s.management = get("management").and_then(|id| r.recover(id, "management"));
+    s.timeouts = match get("timeouts") {
+        None => Some(Timeouts::default()),
+        Some(id) => r.recover(id, "timeouts"),
+    };
+    s.sites = get("sites").and_then(|id| r.recover(id, "sites"));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const GOOD: &str = "version: 1
+xmpp:
+  domain: contoso.com
+  a_record: xmpp.contoso.com
+dns:
+  zone: contoso.com
+  mode: manual
+  authoritative: ['192.0.2.53']
+management:
+  transport: {type: local}
+sites:
+  - name: Site1
+    pools:
+      - name: EdgePool1
+        fqdn: edgepool1.contoso.com
+        version: lync2013
+        srv_priority: 10
+        servers:
+          - fqdn: edge1.contoso.com
+            external_ipv4: 192.0.2.10
+            transport: {type: local}
+  - name: Site2
+    pools:
+      - name: EdgePool2
+        fqdn: edgepool2.contoso.com
+        version: lync2013
+        srv_priority: 20
+        servers:
+          - fqdn: edge2.contoso.com
+            external_ipv4: 192.0.2.20
+            transport: {type: local}
+";
+
+    fn lines(report: &Report) -> Vec<String> {
+        report
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{} {}: {}", d.pos.line, d.pos.column, d.path, d.message))
+            .collect()
+    }
+
+    /// Parse `text` within `limit`; exactly one error, at `line`.
+    #[track_caller]
+    fn fails_fast(text: &str, line: usize, needle: &str) {
+        let started = Instant::now();
+        let (topology, report) = parse(Path::new("t.yaml"), text);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        assert!(topology.is_none());
+        let found = lines(&report);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let d = &report.diagnostics[0];
+        assert_eq!(d.pos.line, line, "{found:?}");
+        assert!(d.pos.column > 0, "{found:?}");
+        assert!(d.message.contains(needle), "{found:?}");
+    }
+
+    #[test]
+    fn a_good_file_has_no_findings() {
+        let (topology, report) = parse(Path::new("t.yaml"), GOOD);
+        assert!(report.diagnostics.is_empty(), "{report}");
+        let t = topology.unwrap_or_else(|| panic!("no topology"));
+        assert_eq!(t.pools().count(), 2);
+        assert_eq!(t.xmpp.port, 5269);
+        assert_eq!(t.timeouts.command_secs, 120);
+    }
+
+    #[test]
+    fn deep_nesting_fails_fast_with_a_location() {
+        // 60 KB of nested block sequences: `- - - - ... x`.
+        let text = format!("{}x\n", "- ".repeat(30_000));
+        fails_fast(&text, 1, "nest deeper than 64 levels");
+        let (_, report) = parse(Path::new("t.yaml"), &text);
+        assert_eq!(report.diagnostics[0].pos.column, 2 * tree::MAX_DEPTH + 1);
+        // Flow collections and mappings too.
+        fails_fast(&"[".repeat(60_000), 1, "");
+        let mut nested = String::new();
+        for depth in 0..100 {
+            nested.push_str(&format!("{}k:\n", "  ".repeat(depth)));
+        }
+        fails_fast(&nested, 65, "nest deeper than 64 levels");
+    }
+
+    #[test]
+    fn billion_laughs_fails_fast_with_a_location() {
+        let mut text = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            let aliases = vec![format!("*{prev}"); 9].join(", ");
+            text.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+        }
+        fails_fast(&text, 5, "takes the document past 50000");
+        // An alias inside its own anchor.
+        fails_fast(
+            "a: &a [*a, *a]\nsites: *a\n",
+            1,
+            "refers to a node that contains it",
+        );
+    }
+
+    #[test]
+    fn a_file_too_large_is_refused_before_parsing() {
+        let text = format!("# {}\n", "x".repeat(tree::MAX_BYTES));
+        fails_fast(&text, 1, "larger than");
+    }
+
+    #[test]
+    fn every_problem_is_reported_once_with_its_location() {
+        let text = GOOD
+            .replacen(
+                "a_record: xmpp.contoso.com",
+                "a_record: xmpp.contoso.com\n  port: [5269]",
+                1,
+            )
+            .replacen("        fqdn: edgepool1.contoso.com\n", "", 1)
+            .replacen("version: lync2013", "version: lync2010", 2)
+            .replacen("  mode: manual", "  mode: manual\n  colour: blue", 1)
+            .replacen("external_ipv4: 192.0.2.20", "external_ipv4: 300.1.2.3", 1)
+            .replacen(
+                "transport: {type: local}\n  - name",
+                "transport: {type: local, x: 1}\n  - name",
+                1,
+            );
+        let (topology, report) = parse(Path::new("t.yaml"), &text);
+        assert!(topology.is_none());
+        assert_eq!(
+            lines(&report),
+            [
+                "5:9 xmpp.port: invalid type: sequence, expected u16",
+                "9:3 dns.colour: unknown field `colour`, expected one of `zone`, `mode`, `primary`, `authoritative`, `tsig`, `timeout_secs`",
+                "16:9 sites[0].pools[0]: missing field `fqdn`",
+                "17:18 sites[0].pools[0].version: unknown variant `lync2010`, expected one of `lync2013`, `sfb2015`, `sfb2019`",
+                "22:38 sites[0].pools[0].servers[0].transport.x: unknown field `x`, expected one of `program`, `args`, `module`",
+                "27:18 sites[1].pools[0].version: unknown variant `lync2010`, expected one of `lync2013`, `sfb2015`, `sfb2019`",
+                "31:28 sites[1].pools[0].servers[0].external_ipv4: '300.1.2.3' is not an IPv4 address",
+            ]
+        );
+        assert!(!report.to_string().contains("fix this first"));
+    }
+
+    #[test]
+    fn a_broken_section_hides_nothing_else() {
+        // No xmpp at all, a pool whose every server is broken, an unknown
+        // top-level field: the rest is still checked.
+        let start = GOOD.find("xmpp:").unwrap_or_default();
+        let end = GOOD.find("dns:").unwrap_or_default();
+        let text = format!("{}{}", &GOOD[..start], &GOOD[end..])
+            .replacen("version: 1", "version: 2\nextra: 1", 1)
+            .replacen("external_ipv4: 192.0.2.20", "external_ipv4: {a: 1}", 1)
+            .replacen("name: Site2", "name: Site1", 1);
+        let (_, report) = parse(Path::new("t.yaml"), &text);
+        assert_eq!(
+            lines(&report),
+            [
+                "1:1 : missing field `xmpp`",
+                "1:10 version: this edgefail reads topology format 1, the file says 2",
+                "2:1 extra: unknown field `extra`, expected one of `version`, `xmpp`, `dns`, `management`, `timeouts`, `sites`",
+                "20:11 sites[1].name: duplicate site 'Site1' (first at line 10)",
+                "28:28 sites[1].pools[0].servers[0].external_ipv4: invalid type: map, expected a string",
+            ]
+        );
+    }
+
+    #[test]
+    fn left_out_items_keep_their_own_indexes() {
+        // A broken required field gets a placeholder: the pool stays, its
+        // other problems are found. A server whose transport is broken
+        // goes, and so does a broken list item: the items after them keep
+        // their own indexes.
+        let text = GOOD
+            .replacen("srv_priority: 10", "srv_priority: ten", 1)
+            .replacen("fqdn: edgepool1.contoso.com", "fqdn: bad_name", 1)
+            .replacen(
+                "          - fqdn: edge2.contoso.com",
+                "          - fqdn: edge3.contoso.com\n            external_ipv4: 192.0.2.30\n            transport: {type: telnet}\n          - fqdn: edge2.contoso.com",
+                1,
+            )
+            .replacen("external_ipv4: 192.0.2.20", "external_ipv4: 192.0.2.10", 1)
+            .replacen("['192.0.2.53']", "[[x], 'ns1']", 1);
+        let (_, report) = parse(Path::new("t.yaml"), &text);
+        assert_eq!(
+            lines(&report),
+            [
+                "8:19 dns.authoritative[0]: invalid type: sequence, expected a string",
+                "8:24 dns.authoritative[1]: 'ns1': expected an IP address with an optional port (192.0.2.53 or 192.0.2.53:5353 or [2001:db8::53]:53)",
+                "15:15 sites[0].pools[0].fqdn: 'bad_name' is not a valid pool FQDN: label 'bad_name' may hold only letters, digits and inner hyphens",
+                "17:23 sites[0].pools[0].srv_priority: invalid type: string \"ten\", expected u16",
+                "31:31 sites[1].pools[0].servers[0].transport.type: unknown variant `telnet`, expected `local` or `ssh`",
+                "33:28 sites[1].pools[0].servers[1].external_ipv4: duplicate external address '192.0.2.10' (first at line 20)",
+            ]
+        );
+    }
+
+    #[test]
+    fn loaded_locates_and_keeps_later_findings_in_order() {
+        let (topology, diagnostics, tree) = parse_located(GOOD);
+        let mut loaded = Loaded {
+            topology: topology.unwrap_or_else(|| panic!("{diagnostics:?}")),
+            report: Report {
+                file: PathBuf::from("t.yaml"),
+                diagnostics,
+            },
+            text: GOOD.to_string(),
+            tree,
+        };
+        assert_eq!(
+            loaded.locate("sites[1].pools[0].name"),
+            Pos {
+                line: 24,
+                column: 15
             }
-        }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            ignored_path(parent)
-        }
+        );
+        // A missing field points at its mapping.
+        assert_eq!(loaded.locate("dns.primary"), Pos { line: 6, column: 3 });
+        loaded.push(Severity::Warning, "sites[1].name", "late".into());
+        loaded.push(Severity::Note, "xmpp.domain", "early".into());
+        loaded.push(Severity::Error, "sites[1].name", "same place".into());
+        assert_eq!(
+            lines(&loaded.report),
+            [
+                "3:11 xmpp.domain: early",
+                "22:11 sites[1].name: same place",
+                "22:11 sites[1].name: late",
+            ]
+        );
     }
 }

@@ -1,28 +1,56 @@
 //! Semantic checks on a deserialised topology: names, references,
 //! duplicates, addresses, where secrets come from.
+//!
+//! The checks run on every part of the file that deserialised ([`Parts`]),
+//! even when another part did not. A field that was left out (its problem
+//! already reported) holds a default or a placeholder: findings about it are
+//! dropped, and a check that reads it elsewhere is skipped rather than
+//! misled (see [`Locator::intact`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::tree::Locator;
 use super::{
-    Diagnostic, DnsMode, FORMAT_VERSION, Severity, SpanIndex, Topology, TransportSpec,
-    parse_server_addr,
+    Diagnostic, Dns, DnsMode, FORMAT_VERSION, Management, Severity, Site, Timeouts, TransportSpec,
+    Xmpp, parse_server_addr,
 };
 use crate::names;
 
+/// The parts of a topology that deserialised; `None` for a part that did
+/// not (its problems are already reported).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Parts<'a> {
+    pub version: Option<u32>,
+    pub xmpp: Option<&'a Xmpp>,
+    pub dns: Option<&'a Dns>,
+    pub management: Option<&'a Management>,
+    pub timeouts: Option<&'a Timeouts>,
+    pub sites: Option<&'a [Site]>,
+}
+
 struct Checker<'a> {
-    spans: &'a SpanIndex,
+    loc: &'a Locator<'a>,
     out: &'a mut Vec<Diagnostic>,
 }
 
 impl Checker<'_> {
     fn push(&mut self, severity: Severity, path: &str, message: impl Into<String>) {
+        let (path, pos) = self.loc.resolve(path);
+        if self.loc.left_out(&path) {
+            return;
+        }
         self.out.push(Diagnostic {
             severity,
-            pos: self.spans.find(path),
-            path: path.to_string(),
+            pos,
+            path,
             message: message.into(),
         });
+    }
+
+    /// Nothing at or under `path` was left out of the typed topology.
+    fn intact(&self, path: &str) -> bool {
+        self.loc.intact(path)
     }
 
     fn error(&mut self, path: &str, message: impl Into<String>) {
@@ -46,6 +74,9 @@ impl Checker<'_> {
         value: &str,
         what: &str,
     ) {
+        if !self.intact(&path) {
+            return;
+        }
         let key = value.to_ascii_lowercase();
         if let Some(first) = seen.get(&key) {
             self.error(
@@ -56,7 +87,7 @@ impl Checker<'_> {
                 ),
             );
         } else {
-            let pos = self.spans.find(&path);
+            let (_, pos) = self.loc.resolve(&path);
             seen.insert(key, format!("line {}", pos.line));
         }
     }
@@ -68,75 +99,100 @@ fn in_zone(name: &str, zone: &str) -> bool {
     name == zone || name.ends_with(&format!(".{zone}"))
 }
 
-pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic>) {
-    let mut c = Checker { spans, out };
+pub(super) fn validate(p: &Parts<'_>, loc: &Locator<'_>, out: &mut Vec<Diagnostic>) {
+    let mut c = Checker { loc, out };
 
-    if t.version != FORMAT_VERSION {
+    if let Some(version) = p.version
+        && version != FORMAT_VERSION
+    {
         c.error(
             "version",
             format!(
-                "this edgefail reads topology format {FORMAT_VERSION}, the file says {}",
-                t.version
+                "this edgefail reads topology format {FORMAT_VERSION}, the file says {version}"
             ),
         );
     }
+    if let Some(xmpp) = p.xmpp {
+        check_xmpp(&mut c, xmpp);
+    }
+    if let Some(dns) = p.dns {
+        check_dns(&mut c, dns, p.xmpp);
+    }
 
-    // XMPP federation records.
-    c.name(
-        "xmpp.domain",
-        &t.xmpp.domain,
-        "DNS domain",
-        names::check_fqdn,
-    );
+    // Management shell.
+    if let Some(management) = p.management {
+        check_transport(&mut c, "management.transport", &management.transport);
+    }
+
+    // Timeouts.
+    if let Some(timeouts) = p.timeouts
+        && (timeouts.command_secs == 0 || timeouts.verify_secs == 0 || timeouts.poll_ms == 0)
+    {
+        c.error(
+            "timeouts",
+            "timeouts and the poll interval must be greater than 0",
+        );
+    }
+
+    if let Some(sites) = p.sites {
+        check_sites(&mut c, sites);
+    }
+}
+
+/// XMPP federation records.
+fn check_xmpp(c: &mut Checker<'_>, xmpp: &Xmpp) {
+    c.name("xmpp.domain", &xmpp.domain, "DNS domain", names::check_fqdn);
     c.name(
         "xmpp.a_record",
-        &t.xmpp.a_record,
+        &xmpp.a_record,
         "host name",
         names::check_fqdn,
     );
-    if let Some(p) = &t.xmpp.partner_name {
+    if let Some(p) = &xmpp.partner_name {
         c.name("xmpp.partner_name", p, "domain name", names::check_fqdn);
     }
-    if t.xmpp.port == 0 {
+    if xmpp.port == 0 {
         c.error(
             "xmpp.port",
             "port 0 is not a port (XMPP server-to-server uses 5269)",
         );
     }
     for (field, ms) in [
-        ("xmpp.connect_timeout_ms", t.xmpp.connect_timeout_ms),
-        ("xmpp.first_byte_timeout_ms", t.xmpp.first_byte_timeout_ms),
-        ("xmpp.exchange_timeout_ms", t.xmpp.exchange_timeout_ms),
+        ("xmpp.connect_timeout_ms", xmpp.connect_timeout_ms),
+        ("xmpp.first_byte_timeout_ms", xmpp.first_byte_timeout_ms),
+        ("xmpp.exchange_timeout_ms", xmpp.exchange_timeout_ms),
     ] {
         if ms == 0 {
             c.error(field, "a timeout of 0 ms would fail every connection");
         }
     }
-    if t.xmpp.ttl > i32::MAX as u32 {
+    if xmpp.ttl > i32::MAX as u32 {
         c.error("xmpp.ttl", "a TTL is at most 2147483647 seconds (RFC 2181)");
     }
+}
 
-    // External DNS.
-    c.name("dns.zone", &t.dns.zone, "DNS zone", |z| {
+/// External DNS, and where the XMPP records stand in its zone.
+fn check_dns(c: &mut Checker<'_>, dns: &Dns, xmpp: Option<&Xmpp>) {
+    c.name("dns.zone", &dns.zone, "DNS zone", |z| {
         names::check_dns_name(z, false)
     });
-    if !in_zone(&t.xmpp.a_record, &t.dns.zone) {
-        c.error(
-            "xmpp.a_record",
-            format!("{} is not inside the zone {}", t.xmpp.a_record, t.dns.zone),
-        );
+    if let Some(xmpp) = xmpp
+        && c.intact("dns.zone")
+    {
+        if !in_zone(&xmpp.a_record, &dns.zone) {
+            c.error(
+                "xmpp.a_record",
+                format!("{} is not inside the zone {}", xmpp.a_record, dns.zone),
+            );
+        }
+        if !in_zone(&xmpp.srv_owner(), &dns.zone) {
+            c.error(
+                "xmpp.domain",
+                format!("{} is not inside the zone {}", xmpp.srv_owner(), dns.zone),
+            );
+        }
     }
-    if !in_zone(&t.xmpp.srv_owner(), &t.dns.zone) {
-        c.error(
-            "xmpp.domain",
-            format!(
-                "{} is not inside the zone {}",
-                t.xmpp.srv_owner(),
-                t.dns.zone
-            ),
-        );
-    }
-    if let Some(primary) = &t.dns.primary
+    if let Some(primary) = &dns.primary
         && let Err(why) = parse_server_addr(primary, 53)
     {
         c.error(
@@ -144,13 +200,13 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
             format!("'{}': {why}", names::printable(primary)),
         );
     }
-    if t.dns.authoritative.is_empty() {
+    if dns.authoritative.is_empty() && c.intact("dns.authoritative") {
         c.error(
             "dns.authoritative",
             "list every authoritative server of the zone: verification asks each of them",
         );
     }
-    for (i, server) in t.dns.authoritative.iter().enumerate() {
+    for (i, server) in dns.authoritative.iter().enumerate() {
         if let Err(why) = parse_server_addr(server, 53) {
             c.error(
                 &format!("dns.authoritative[{i}]"),
@@ -158,40 +214,31 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
             );
         }
     }
-    if t.dns.timeout_secs == 0 {
+    if dns.timeout_secs == 0 {
         c.error(
             "dns.timeout_secs",
             "a timeout of 0 seconds would fail every query",
         );
     }
-    if t.dns.mode == DnsMode::Rfc2136 {
-        if t.dns.primary.is_none() {
+    if dns.mode == DnsMode::Rfc2136 && c.intact("dns.mode") {
+        if dns.primary.is_none() && c.intact("dns.primary") {
             c.error(
                 "dns",
                 "mode rfc2136 needs `primary`: the server that accepts updates",
             );
         }
-        if t.dns.tsig.is_none() {
+        if dns.tsig.is_none() && c.intact("dns.tsig") {
             c.error("dns", "mode rfc2136 needs `tsig`: updates must be signed");
         }
     }
-    if let Some(tsig) = &t.dns.tsig {
-        check_tsig(&mut c, tsig);
+    if let Some(tsig) = &dns.tsig {
+        check_tsig(c, tsig);
     }
+}
 
-    // Management shell.
-    check_transport(&mut c, "management.transport", &t.management.transport);
-
-    // Timeouts.
-    if t.timeouts.command_secs == 0 || t.timeouts.verify_secs == 0 || t.timeouts.poll_ms == 0 {
-        c.error(
-            "timeouts",
-            "timeouts and the poll interval must be greater than 0",
-        );
-    }
-
-    // Sites, pools, servers.
-    if t.sites.is_empty() {
+/// Sites, pools, servers.
+fn check_sites(c: &mut Checker<'_>, sites: &[Site]) {
+    if sites.is_empty() && c.intact("sites") {
         c.error(
             "sites",
             "no sites: a failover needs at least two Edge pools",
@@ -204,7 +251,7 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
     let mut server_fqdns = HashMap::new();
     let mut addresses = HashMap::new();
     let mut pool_count = 0;
-    for (si, site) in t.sites.iter().enumerate() {
+    for (si, site) in sites.iter().enumerate() {
         let sp = format!("sites[{si}]");
         c.name(
             &format!("{sp}.name"),
@@ -213,7 +260,10 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
             names::check_identity,
         );
         c.unique(&mut site_names, format!("{sp}.name"), &site.name, "site");
-        if site.pools.is_empty() {
+        if site.pools.is_empty()
+            && c.intact(&format!("{sp}.pools"))
+            && c.intact(&format!("{sp}.name"))
+        {
             c.error(
                 &format!("{sp}.pools"),
                 format!("site {} has no pools", site.name),
@@ -260,7 +310,8 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
                     names::check_fqdn,
                 );
             }
-            if !pool.version.carries_xmpp() {
+            let named = c.intact(&format!("{pp}.name"));
+            if !pool.version.carries_xmpp() && named {
                 c.push(
                     Severity::Note,
                     &format!("{pp}.version"),
@@ -270,13 +321,15 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
                     ),
                 );
             }
-            if pool.servers.is_empty() {
+            if pool.servers.is_empty() && c.intact(&format!("{pp}.servers")) && named {
                 c.error(
                     &format!("{pp}.servers"),
                     format!("pool {} has no Edge servers", pool.name),
                 );
             }
             if let Some(route) = &pool.route_server
+                && c.intact(&format!("{pp}.servers"))
+                && named
                 && !pool
                     .servers
                     .iter()
@@ -326,11 +379,11 @@ pub(super) fn validate(t: &Topology, spans: &SpanIndex, out: &mut Vec<Diagnostic
                         ),
                     ),
                 }
-                check_transport(&mut c, &format!("{vp}.transport"), &server.transport);
+                check_transport(c, &format!("{vp}.transport"), &server.transport);
             }
         }
     }
-    if !t.sites.is_empty() && pool_count < 2 {
+    if !sites.is_empty() && pool_count < 2 && !c.loc.lost_pools() {
         c.error("sites", "only one Edge pool: a failover needs at least two");
     }
 }
@@ -363,11 +416,18 @@ fn check_tsig(c: &mut Checker<'_>, tsig: &super::Tsig) {
             "dns.tsig",
             "give either secret_file or secret_env, not both",
         ),
-        (None, None) if tsig.secret.is_none() => c.error(
-            "dns.tsig",
-            "say where the secret comes from: secret_file or secret_env",
-        ),
-        (Some(path), None) => {
+        (None, None)
+            if tsig.secret.is_none()
+                && c.intact("dns.tsig.secret_file")
+                && c.intact("dns.tsig.secret_env")
+                && c.intact("dns.tsig.secret") =>
+        {
+            c.error(
+                "dns.tsig",
+                "say where the secret comes from: secret_file or secret_env",
+            )
+        }
+        (Some(path), None) if c.intact("dns.tsig.name") => {
             if let Err(e) = crate::secret::read_key_file(path, &tsig.name) {
                 c.error("dns.tsig.secret_file", e.to_string());
             }

@@ -273,3 +273,58 @@ fn garbage_never_panics() {
         assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     }
 }
+
+#[test]
+fn structural_and_semantic_problems_are_all_reported_with_their_locations() {
+    let estate = Estate::new(1);
+    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let text = good
+        // Structural: a wrong type, a missing field, a bad enum value, an
+        // unknown field, a bad transport type.
+        .replacen("  port: 5269", "  port: [5269]", 1)
+        .replacen("        fqdn: edgepool1.contoso.com\n", "", 1)
+        .replacen(
+            "fqdn: edgepool2.contoso.com\n        version: lync2013",
+            "fqdn: edgepool2.contoso.com\n        version: ocs2007",
+            1,
+        )
+        .replacen("  mode: manual\n", "  mode: manual\n  colour: blue\n", 1)
+        .replacen("{ type: local", "{ type: carrier-pigeon", 1)
+        // Semantic: a bad address in the pool whose version is bad, a
+        // duplicate site, a DNS server given by name.
+        .replacen("external_ipv4: 127.0.0.21", "external_ipv4: 300.1.2.3", 1)
+        .replacen("name: Site2", "name: Site1", 1)
+        .replacen("['127.0.0.1:1']", "['ns1.contoso.com']", 1);
+    let path = estate.path("bad.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let out = Run::new(["validate", "-t", path.to_str().unwrap()])
+        .run()
+        .code(2);
+    for output in [&out.stdout, &out.stderr] {
+        assert!(!output.contains("panicked"), "{output}");
+        assert!(!output.contains("fix this first"), "{output}");
+    }
+    // Lines of the estate's topology, shifted by the edits above.
+    let expected = [
+        "5:9: error: xmpp.port: invalid type: sequence, expected u16",
+        "10:3: error: dns.colour: unknown field `colour`",
+        "11:19: error: dns.authoritative[0]: 'ns1.contoso.com': expected an IP address",
+        "13:22: error: management.transport.type: unknown variant `carrier-pigeon`, expected `local` or `ssh`",
+        "21:9: error: sites[0].pools[0]: missing field `fqdn`",
+        "28:11: error: sites[1].name: duplicate site 'Site1' (first at line 19)",
+        "32:18: error: sites[1].pools[0].version: unknown variant `ocs2007`",
+        "39:28: error: sites[1].pools[0].servers[1].external_ipv4: '300.1.2.3' is not an IPv4 address",
+    ];
+    let stderr = &out.stderr;
+    for want in &expected {
+        let hit = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("/bad.yaml:{want}")))
+            .count();
+        assert_eq!(hit, 1, "want {want:?} once:\n{stderr}");
+    }
+    assert!(
+        stderr.contains(&format!("has {} error(s)", expected.len())),
+        "{stderr}"
+    );
+}
