@@ -105,6 +105,16 @@ pub fn check_user(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A name an environment variable can have: letters, digits and `_`, not
+/// starting with a digit.
+pub fn is_env_var_name(var: &str) -> bool {
+    !var.is_empty()
+        && !var.starts_with(|ch: char| ch.is_ascii_digit())
+        && var
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
 /// Embed `value` in a PowerShell script as a single-quoted literal.
 ///
 /// Inside single quotes PowerShell expands nothing (`$`, backtick and

@@ -18,9 +18,31 @@ use crate::xmpp::probe::ProbeOptions;
 use crate::xmpp::srv::DirectLookup;
 use crate::xmpp::{DEFAULT_PARTNER, Timeouts};
 
-/// Read and validate the topology file.
+/// Read and validate the topology file, and check what it names in this
+/// environment: the TSIG key file and variable.
 pub fn load_topology(path: &Path) -> anyhow::Result<Loaded> {
-    Ok(topology::load(path)?)
+    Ok(topology::load_checked(path, environment)?)
+}
+
+/// What the topology names outside itself, as this environment has it.
+fn environment(t: &Topology) -> Vec<topology::Outside> {
+    let Some(tsig) = &t.dns.tsig else {
+        return Vec::new();
+    };
+    match (&tsig.secret_file, &tsig.secret_env) {
+        (Some(path), None) => match crate::secret::read_key_file(path, &tsig.name) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![(Severity::Error, "dns.tsig.secret_file", e.to_string())],
+        },
+        (None, Some(var)) if names::is_env_var_name(var) && std::env::var_os(var).is_none() => {
+            vec![(
+                Severity::Warning,
+                "dns.tsig.secret_env",
+                format!("{var} is not set in this environment; DNS updates will fail until it is"),
+            )]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A valid topology's warnings and notes, as events.
@@ -290,4 +312,43 @@ pub fn rehearsal_pools(t: &Topology, from: &str, to: &str) -> anyhow::Result<(St
             .unwrap_or_default()
     };
     Ok((name(fs, fp), name(ts, tp)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_is_checked_here_not_in_the_topology() {
+        let dir = std::env::temp_dir().join(format!("edgefail-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("t.yaml");
+        let text = "version: 1
+xmpp: { domain: contoso.com, a_record: xmpp.contoso.com }
+dns:
+  zone: contoso.com
+  primary: 127.0.0.1
+  authoritative: [127.0.0.1]
+  tsig: { name: k, secret_env: EDGEFAIL_TEST_SURELY_UNSET_VARIABLE }
+management: { transport: { type: local } }
+sites:
+  - name: S1
+    pools:
+      - { name: P1, fqdn: p1.contoso.com, version: lync2013, srv_priority: 10, servers: [{ fqdn: e1.contoso.com, external_ipv4: 203.0.113.10, transport: { type: local } }] }
+      - { name: P2, fqdn: p2.contoso.com, version: lync2013, srv_priority: 20, servers: [{ fqdn: e2.contoso.com, external_ipv4: 203.0.113.20, transport: { type: local } }] }
+";
+        std::fs::write(&file, text).unwrap();
+        // The topology layer alone does no I/O beyond the file...
+        let plain = topology::load(&file).expect("valid");
+        assert!(plain.report.diagnostics.is_empty(), "{}", plain.report);
+        // ...settings adds what this environment lacks, located.
+        let loaded = load_topology(&file).expect("valid, with a warning");
+        let d = &loaded.report.diagnostics;
+        assert_eq!(d.len(), 1, "{}", loaded.report);
+        assert_eq!(d[0].severity, Severity::Warning);
+        assert_eq!(d[0].path, "dns.tsig.secret_env");
+        assert_eq!(d[0].pos.line, 7);
+        assert!(d[0].message.contains("is not set in this environment"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -501,6 +501,17 @@ impl Loaded {
 
 /// Read, parse and validate a topology file.
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    load_checked(path, |_| Vec::new())
+}
+
+/// Read, parse and validate a topology file; `outside` adds what it finds
+/// about the things the file names outside itself (topology itself does no
+/// such I/O: `settings` passes the checker), reported with the file's
+/// own findings, located and in file order.
+pub fn load_checked(
+    path: &Path,
+    outside: impl FnOnce(&Topology) -> Vec<Outside>,
+) -> Result<Loaded, LoadError> {
     let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
@@ -531,16 +542,30 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         file: path.to_path_buf(),
         diagnostics,
     };
-    match topology {
-        Some(topology) if report.errors() == 0 => Ok(Loaded {
-            topology,
-            report,
-            text,
-            tree,
-        }),
-        _ => Err(LoadError::Invalid { report }),
+    let Some(topology) = topology else {
+        return Err(LoadError::Invalid { report });
+    };
+    let mut loaded = Loaded {
+        topology,
+        report,
+        text,
+        tree,
+    };
+    for (severity, field, message) in outside(&loaded.topology) {
+        loaded.push(severity, field, message);
+    }
+    if loaded.report.errors() == 0 {
+        Ok(loaded)
+    } else {
+        Err(LoadError::Invalid {
+            report: loaded.report,
+        })
     }
 }
+
+/// A finding about the world outside the file (a key file, a variable),
+/// as a later layer checks it: severity, field path, message.
+pub type Outside = (Severity, &'static str, String);
 
 /// Parse and validate text; the topology is `None` when its structure is
 /// broken anywhere (the report says where).
