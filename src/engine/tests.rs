@@ -12,7 +12,7 @@ use crate::event::{Emitter, Event, Outcome, Phase, RunOutcome, Sink, Sinks, Step
 use crate::exit;
 use crate::operator::{Absent, Operator, Scripted};
 use crate::steps::{
-    Applied, Check, CheckState, Ctx, Entry, Failure, Look, Prior, RunOptions, Step, Verified,
+    Applied, Check, CheckState, Ctx, Entry, Failure, Look, Prior, Step, Verified, fixture,
 };
 
 /// What the fakes did, in order.
@@ -178,41 +178,16 @@ impl Recorder {
     }
 }
 
-const TOPOLOGY: &str = "version: 1
-xmpp: { domain: contoso.com, a_record: xmpp.contoso.com }
-dns: { zone: contoso.com, mode: manual, authoritative: [127.0.0.1] }
-management: { transport: { type: local } }
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.contoso.com
-        version: lync2013
-        srv_priority: 10
-        servers: [{ fqdn: edge1.contoso.com, external_ipv4: 203.0.113.10, transport: { type: local } }]
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.contoso.com
-        version: lync2013
-        srv_priority: 20
-        servers: [{ fqdn: edge2.contoso.com, external_ipv4: 203.0.113.20, transport: { type: local } }]
-";
-
 fn ctx(recorder: &Recorder, operator: Arc<dyn Operator>) -> Ctx {
-    let (topology, report) = crate::topology::parse(std::path::Path::new("t.yaml"), TOPOLOGY);
-    let topology = topology.unwrap_or_else(|| panic!("{report}"));
-    let opts = RunOptions {
-        parallel: 1,
-        graceful: false,
-        command_timeout: std::time::Duration::from_secs(1),
-        verify_timeout: std::time::Duration::from_secs(1),
-        poll: std::time::Duration::from_millis(10),
-    };
-    Ctx::new(topology, "EdgePool1", "EdgePool2", opts)
-        .expect("pools")
-        .with_events(Emitter::new(Sinks(vec![Box::new(recorder.clone())])))
-        .with_operator(operator)
+    Ctx::new(
+        fixture::topology(),
+        "EdgePool1",
+        "EdgePool2",
+        fixture::opts(),
+    )
+    .expect("pools")
+    .with_events(Emitter::new(Sinks(vec![Box::new(recorder.clone())])))
+    .with_operator(operator)
 }
 
 async fn run(ctx: &Ctx, mode: Mode, runbook: Vec<Entry>, skip: Vec<StepId>) -> i32 {
@@ -224,7 +199,7 @@ async fn run(ctx: &Ctx, mode: Mode, runbook: Vec<Entry>, skip: Vec<StepId>) -> i
         run_id: "test-run",
         operator: "tester@here",
         topology_path: "t.yaml",
-        topology_text: TOPOLOGY,
+        topology_text: fixture::TOPOLOGY,
         resume: None,
     })
     .await

@@ -7,6 +7,7 @@
 
 pub mod ctx;
 mod deploy;
+pub mod fixture;
 pub mod partner;
 pub mod port;
 pub mod records;

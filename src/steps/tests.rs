@@ -9,38 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::services::Services;
-use super::{CheckState, Ctx, Look, RunOptions, Step, StepId, deploy, route};
+use super::{CheckState, Ctx, Look, Step, StepId, deploy, fixture, route};
 use crate::lync::Machine;
 use crate::sim::machine::{self, Estate, Simulated};
-
-const TOPOLOGY: &str = "version: 1
-xmpp: { domain: contoso.com, a_record: xmpp.contoso.com }
-dns: { zone: contoso.com, mode: manual, authoritative: [127.0.0.1] }
-management: { transport: { type: local } }
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.contoso.com
-        version: lync2013
-        srv_priority: 10
-        servers: [{ fqdn: edge1.contoso.com, external_ipv4: 203.0.113.10, transport: { type: local } }]
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.contoso.com
-        version: lync2013
-        srv_priority: 20
-        servers:
-          - { fqdn: edge2a.contoso.com, external_ipv4: 203.0.113.20, transport: { type: local } }
-          - { fqdn: edge2b.contoso.com, external_ipv4: 203.0.113.21, transport: { type: local } }
-";
 
 /// A context whose machines are simulated over `estate`, which starts as
 /// the estate before a failover from EdgePool1.
 fn ctx() -> (Ctx, Estate) {
-    let (topology, report) = crate::topology::parse(std::path::Path::new("t.yaml"), TOPOLOGY);
-    let topology = topology.unwrap_or_else(|| panic!("{report}"));
+    let topology = fixture::topology();
     let state = crate::sim::before_estate(&topology, "EdgePool1", "fe1.contoso.com");
     let estate: Estate = Arc::new(Mutex::new(state));
     let sim = |host: &str| Simulated {
@@ -48,18 +24,11 @@ fn ctx() -> (Ctx, Estate) {
         estate: estate.clone(),
         delay: Duration::ZERO,
     };
-    let opts = RunOptions {
-        parallel: 2,
-        graceful: false,
-        command_timeout: Duration::from_secs(2),
-        verify_timeout: Duration::from_secs(2),
-        poll: Duration::from_millis(1),
-    };
     let ctx = Ctx::with_machines(
         topology,
         "EdgePool1",
         "EdgePool2",
-        opts,
+        fixture::opts(),
         Machine::with_transport("management shell", None, Box::new(sim("fe1.contoso.com"))),
         |s| Machine::with_transport(&s.fqdn, None, Box::new(sim(&s.fqdn))),
     )
