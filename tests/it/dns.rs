@@ -2,12 +2,13 @@
 //! secondary: through the edgefail binary, and at library level where a
 //! test must act between check and apply.
 
-use std::net::TcpListener;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::Run;
 use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, Topo};
+use crate::harness::net::{free_port, listen};
 
 /// Every step but the two DNS ones needs Lync; leave them out.
 const ONLY_DNS: [&str; 12] = [
@@ -231,10 +232,7 @@ fn lone_server_topology(dir: &Path, port: u16, timeout_secs: u64) -> PathBuf {
 #[test]
 fn primary_down_is_connection_refused() {
     // A port that was free a moment ago, with nothing listening.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let topo = lone_server_topology(dir.path(), port, 2);
     edgefail(&["failover", "--yes"], &topo)
@@ -247,8 +245,7 @@ fn primary_down_is_connection_refused() {
 
 #[test]
 fn a_hung_server_hits_the_explicit_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen(Ipv4Addr::LOCALHOST);
     // Accept and hold every connection; never answer.
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -622,8 +619,7 @@ fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
 /// A server that answers every TCP query with a bare SERVFAIL header.
 fn servfail_server() -> u16 {
     use std::io::{Read, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen(Ipv4Addr::LOCALHOST);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::Run;
+use crate::harness::net::free_port;
 use crate::harness::sshd::Sshd;
 use crate::harness::standin::{Estate, SKIP_NON_LYNC, SshEndpoints, SshTarget};
 
@@ -238,11 +239,7 @@ fn unknown_and_changed_host_keys_failed_logins_and_closed_ports_are_refused_and_
     assert!(!stdout.contains(body));
 
     // Unreachable: nothing listens on that port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let topology = edge2(&|t| t.port = closed);
     refused(
         &estate,

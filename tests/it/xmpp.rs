@@ -3,18 +3,13 @@
 //! server that answers with something else than XML.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::harness::Run;
-use crate::harness::net::FullBacklog;
-
-/// A port on `ip` where nothing listens (bound, then released).
-fn closed_port(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind((ip, 0)).expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
+use crate::harness::bind::Named;
+use crate::harness::net::{FullBacklog, free_port, listen};
 
 /// A topology whose target pool's Edge servers have the given external
 /// addresses, the XMPP port `port`, and DNS answered at `dns`.
@@ -113,7 +108,7 @@ fn step6(topology: &Path) -> Run {
 }
 
 fn no_dns() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], closed_port(Ipv4Addr::LOCALHOST)))
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
 #[test]
@@ -122,7 +117,7 @@ fn step6_closed_ports_pass_before_the_services_start() {
     let a = Ipv4Addr::new(127, 0, 0, 21);
     let b = Ipv4Addr::new(127, 0, 0, 22);
     // The same port on both addresses, free on both.
-    let port = closed_port(a);
+    let port = free_port();
     let t = topology(dir.path(), port, &[a, b], no_dns(), "");
     let out = step6(&t)
         .run()
@@ -137,8 +132,7 @@ fn step6_closed_ports_pass_before_the_services_start() {
 fn step6_json_lists_each_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ip = Ipv4Addr::new(127, 0, 0, 23);
-    let listener = TcpListener::bind((ip, 0)).expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = listen(ip);
     let t = topology(dir.path(), port, &[ip], no_dns(), "");
     let out = Run::new(
         std::iter::once("failover".to_string())
@@ -321,7 +315,7 @@ fn probe_wrong_domain_gets_host_unknown() {
 
 #[test]
 fn probe_nothing_listening_is_closed() {
-    let port = closed_port(Ipv4Addr::LOCALHOST).to_string();
+    let port = free_port().to_string();
     probe_local(&port, "contoso.com", &[])
         .run()
         .code(1)
@@ -349,8 +343,7 @@ fn probe_filtered_port_times_out_on_connect() {
 
 /// A listener on 127.0.0.1 that accepts one connection and hands it to `serve`.
 fn one_shot(serve: impl FnOnce(TcpStream) + Send + 'static) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = listen(Ipv4Addr::LOCALHOST);
     std::thread::spawn(move || {
         if let Ok((conn, _)) = listener.accept() {
             serve(conn);
@@ -408,87 +401,16 @@ fn probe_usage_errors_exit_2() {
 
 // --- the partner's-eye check with real DNS -----------------------------
 
-/// A BIND serving one zone on 127.0.0.1 and a free port, for the SRV and
-/// A lookups a partner makes. Killed by PID when dropped.
-struct AuthDns {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
-}
-
-impl AuthDns {
-    fn start(zone: &str, records: &str) -> AuthDns {
-        let named = crate::harness::need("named", "bind9");
-        let dir = tempfile::tempdir().expect("temp dir for named");
-        let port = crate::harness::prosody::free_port();
-        let root = dir.path().display().to_string();
-        let conf = format!(
-            r#"options {{
-  directory "{root}";
-  pid-file "{root}/named.pid";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  recursion no;
-  session-keyfile none;
-  dnssec-validation no;
-}};
-controls {{ }};
-zone "{zone}" {{ type primary; file "{root}/zone.db"; }};
-"#
-        );
-        let db = format!(
+/// A BIND serving `zone` with `records` on 127.0.0.1 and a free port, for
+/// the SRV and A lookups a partner makes.
+fn auth_dns(zone: &str, records: &str) -> Named {
+    Named::lone_in_temp_dir(
+        "partner DNS",
+        zone,
+        &format!(
             "$TTL 300\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n@ IN NS ns1.{zone}.\nns1 IN A 127.0.0.1\n{records}"
-        );
-        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
-        std::fs::write(dir.path().join("zone.db"), db).expect("zone file");
-        let log = std::fs::File::create(dir.path().join("named.log")).expect("log");
-        let child = std::process::Command::new(named)
-            .arg("-g")
-            .arg("-c")
-            .arg(dir.path().join("named.conf"))
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start named");
-        let mut dns = AuthDns {
-            child,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = dns.child.try_wait() {
-                panic!("named exited ({status}):\n{}", dns.log());
-            }
-            if TcpStream::connect_timeout(&dns.addr, Duration::from_millis(200)).is_ok()
-                && dns.log().contains("all zones loaded")
-            {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "named did not start:\n{}",
-                dns.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        dns
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for AuthDns {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- named.log\n{}", self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        ),
+    )
 }
 
 /// SRV records for both pools (EdgePool2 preferred when `prefer_new`) at
@@ -512,12 +434,13 @@ fn federation(
     prefer_new: bool,
     new_a: &str,
     extra: &str,
-) -> (AuthDns, String) {
-    let dns = AuthDns::start(
+) -> (Named, String) {
+    let dns = auth_dns(
         "contoso.com",
         &federation_zone(p.addr.port(), prefer_new, new_a),
     );
-    let t = topology(dir, p.addr.port(), &[Ipv4Addr::LOCALHOST], dns.addr, extra);
+    let addr = dns.addr().parse().expect("an address");
+    let t = topology(dir, p.addr.port(), &[Ipv4Addr::LOCALHOST], addr, extra);
     (dns, t.display().to_string())
 }
 
@@ -546,7 +469,7 @@ fn partner_check_reaches_the_new_pool_over_tls() {
     assert_eq!(pool[0]["status"], "pass", "{r:#}");
 
     // The same through DOMAIN --dns-server, in human form.
-    let dns_addr = dns.addr.to_string();
+    let dns_addr = dns.addr();
     probe(&[
         "contoso.com",
         "--dns-server",

@@ -1,15 +1,16 @@
 //! A real BIND 9 for DNS tests: a primary that takes TSIG-signed updates and
 //! a secondary fed by NOTIFY + IXFR/AXFR, each `named -g` on its own free
-//! port of 127.0.0.1, in its own temp dir, with a key generated per test.
-//! Only the children started here are ever stopped, by their own handle.
+//! port of 127.0.0.1, in its own temp dir, with a key generated per test;
+//! and lone primaries for other zones. Only the children started here are
+//! ever stopped, by their own handle.
 
 use std::io::Read;
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::need;
+use super::net::free_port;
 
 /// The zone every test starts from: EdgePool1 carries XMPP federation.
 pub const ZONE: &str = "contoso.com";
@@ -85,16 +86,21 @@ impl Key {
     }
 }
 
-/// A TCP+UDP port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = tcp.local_addr().expect("local addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free TCP+UDP port on 127.0.0.1");
+/// named.conf for one server of `zone` on 127.0.0.1:`port`, its files in
+/// `dir`: `options` adds to the options block, `keys` are key statements,
+/// `zone_body` goes inside the zone statement.
+fn named_conf(
+    dir: &Path,
+    port: u16,
+    options: &str,
+    keys: &str,
+    zone: &str,
+    zone_body: &str,
+) -> String {
+    format!(
+        "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n{options}}};\ncontrols {{ }};\n{keys}zone \"{zone}\" {{\n{zone_body}}};\n",
+        d = dir.display(),
+    )
 }
 
 /// One running `named`.
@@ -103,6 +109,8 @@ pub struct Named {
     pub port: u16,
     dir: PathBuf,
     role: &'static str,
+    /// The temp dir this server owns, if it owns one.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Named {
@@ -137,7 +145,43 @@ impl Named {
             port,
             dir: dir.to_path_buf(),
             role,
+            _tmp: None,
         }
+    }
+
+    /// A lone primary for `zone` serving `zone_text`, in nobody's NOTIFY
+    /// list, on a free port of 127.0.0.1 (another is tried if that one is
+    /// taken), in a new directory under `parent`.
+    pub fn lone(parent: &Path, role: &'static str, zone: &str, zone_text: &str) -> Named {
+        for attempt in 0..5 {
+            let port = free_port();
+            let dir = parent.join(format!("{role}{attempt}"));
+            std::fs::create_dir_all(&dir).expect("mkdir for named");
+            std::fs::write(dir.join("zone.db"), zone_text).expect("write zone");
+            let conf = named_conf(
+                &dir,
+                port,
+                " notify no;\n",
+                "",
+                zone,
+                &format!(" type primary;\n file \"{}/zone.db\";\n", dir.display()),
+            );
+            let mut named = Named::spawn(&dir, &conf, port, role);
+            match named.wait_ready(Instant::now() + Duration::from_secs(10)) {
+                Ok(()) => return named,
+                Err(true) => continue,
+                Err(false) => panic!("the {role} BIND did not start (log above)"),
+            }
+        }
+        panic!("the {role} BIND could not find a free port in 5 attempts");
+    }
+
+    /// As `lone`, in a temp dir of its own, removed with it.
+    pub fn lone_in_temp_dir(role: &'static str, zone: &str, zone_text: &str) -> Named {
+        let tmp = tempfile::tempdir().expect("temp dir for named");
+        let mut named = Named::lone(tmp.path(), role, zone, zone_text);
+        named._tmp = Some(tmp);
+        named
     }
 
     /// Wait for "running" in the log. `Err(true)`: the port was taken (retry).
@@ -231,16 +275,30 @@ impl Bind {
             // The secondary starts from the same data, so it is ready at
             // once; NOTIFY then brings every change over.
             std::fs::write(sdir.join("zone.db"), zone).expect("write zone");
-            let pconf = format!(
-                "options {{\n directory \"{d}\";\n listen-on port {pp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n}};\ncontrols {{ }};\n{k}{o}zone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n allow-update {{ key \"{kn}\"; }};\n}};\n",
-                d = pdir.display(),
-                k = key.statement(),
-                o = other_key.statement(),
-                kn = key.name,
+            let pconf = named_conf(
+                &pdir,
+                pp,
+                &format!(
+                    " notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n"
+                ),
+                &format!("{}{}", key.statement(), other_key.statement()),
+                ZONE,
+                &format!(
+                    " type primary;\n file \"{}/zone.db\";\n allow-update {{ key \"{}\"; }};\n",
+                    pdir.display(),
+                    key.name
+                ),
             );
-            let sconf = format!(
-                "options {{\n directory \"{d}\";\n listen-on port {sp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type secondary;\n masterfile-format text;\n primaries {{ 127.0.0.1 port {pp}; }};\n file \"{d}/zone.db\";\n}};\n",
-                d = sdir.display(),
+            let sconf = named_conf(
+                &sdir,
+                sp,
+                " notify no;\n",
+                "",
+                ZONE,
+                &format!(
+                    " type secondary;\n masterfile-format text;\n primaries {{ 127.0.0.1 port {pp}; }};\n file \"{}/zone.db\";\n",
+                    sdir.display()
+                ),
             );
             let mut primary = Named::spawn(&pdir, &pconf, pp, "primary");
             let mut secondary = Named::spawn(&sdir, &sconf, sp, "secondary");
@@ -268,23 +326,7 @@ impl Bind {
     /// holds other data (serial `serial`, A record `a`): one that
     /// disagrees and never catches up.
     pub fn start_rogue(&self, serial: u32, a: &str) -> Named {
-        for attempt in 0..5 {
-            let port = free_port();
-            let dir = self.dir.path().join(format!("rogue{attempt}"));
-            std::fs::create_dir_all(&dir).expect("mkdir rogue");
-            std::fs::write(dir.join("zone.db"), zone_with(serial, a)).expect("write zone");
-            let conf = format!(
-                "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n}};\n",
-                d = dir.display(),
-            );
-            let mut rogue = Named::spawn(&dir, &conf, port, "rogue");
-            match rogue.wait_ready(Instant::now() + Duration::from_secs(10)) {
-                Ok(()) => return rogue,
-                Err(true) => continue,
-                Err(false) => panic!("the rogue BIND did not start (log above)"),
-            }
-        }
-        panic!("the rogue BIND could not find a free port in 5 attempts");
+        Named::lone(self.dir.path(), "rogue", ZONE, &zone_with(serial, a))
     }
 
     /// `dig +short` against one server over TCP, no recursion, sorted.
