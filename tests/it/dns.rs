@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::harness::Run;
-use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, Topo};
+use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, ZONE, published};
 use crate::harness::net::{free_port, listen};
+use crate::harness::topology::{Dns, Tsig};
 
 /// Every step but the two DNS ones needs Lync; leave them out.
 const ONLY_DNS: [&str; 12] = [
@@ -44,7 +45,7 @@ const SRV_BEFORE: &str = "10 0 5269 edgepool1-xmpp.contoso.com.";
 fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let topo = bind.topology(dir.path()).write(dir.path());
     let before = bind.serial(bind.primary.port);
 
     let out = edgefail(&["-vv", "failover", "--yes"], &topo)
@@ -91,7 +92,7 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
 fn failback_restores_the_original_records() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let topo = bind.topology(dir.path()).write(dir.path());
     failover(&topo).run().code(0);
     let mut args: Vec<String> = ["failover", "--yes", "-t"].map(String::from).to_vec();
     args.push(topo.display().to_string());
@@ -115,7 +116,7 @@ fn failback_restores_the_original_records() {
 fn dry_run_and_plan_leave_the_zone_untouched() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let topo = bind.topology(dir.path()).write(dir.path());
     let before = (
         bind.state(bind.primary.port),
         bind.state(bind.secondary.port),
@@ -142,8 +143,9 @@ fn wrong_secret_is_reported_as_badsig() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let wrong = Key::generate(&bind.key.name, "hmac-sha256");
-    let topo = Topo::for_bind(&bind, dir.path())
-        .with_key(&wrong, dir.path())
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::file(&wrong, &dir.path().join("edgefail-test.key")))
         .write(dir.path());
     let out = edgefail(&["-vv", "failover", "--yes"], &topo)
         .run()
@@ -162,8 +164,9 @@ fn unknown_key_is_reported_as_badkey() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let stranger = Key::generate("nosuchkey", "hmac-sha256");
-    let topo = Topo::for_bind(&bind, dir.path())
-        .with_key(&stranger, dir.path())
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::file(&stranger, &dir.path().join("nosuchkey.key")))
         .write(dir.path());
     edgefail(&["failover", "--yes"], &topo)
         .run()
@@ -177,8 +180,12 @@ fn unknown_key_is_reported_as_badkey() {
 fn a_key_without_update_rights_is_refused() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path())
-        .with_key(&bind.other_key.clone(), dir.path())
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::file(
+            &bind.other_key,
+            &dir.path().join("not-allowed.key"),
+        ))
         .write(dir.path());
     edgefail(&["failover", "--yes"], &topo)
         .run()
@@ -194,9 +201,9 @@ fn a_key_without_update_rights_is_refused() {
 fn a_zone_the_servers_do_not_serve_is_named() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.zone = "fabrikam.com".into();
-    let topo = topo.write(dir.path());
+    let topo = published("fabrikam.com")
+        .dns(bind.dns(dir.path()))
+        .write(dir.path());
     edgefail(&["plan"], &topo)
         .run()
         .code(1)
@@ -211,22 +218,12 @@ fn a_zone_the_servers_do_not_serve_is_named() {
 /// 127.0.0.1:`port`, with a fresh key and the given timeout.
 fn lone_server_topology(dir: &Path, port: u16, timeout_secs: u64) -> PathBuf {
     let key = Key::generate("edgefail-test", "hmac-sha256");
-    let keyfile = dir.join("k.key");
-    key.write(&keyfile);
-    Topo {
-        zone: "contoso.com".into(),
-        mode: "rfc2136",
-        primary: format!("127.0.0.1:{port}"),
-        authoritative: vec![format!("127.0.0.1:{port}")],
-        tsig: Some((
-            key.name.clone(),
-            key.algorithm.clone(),
-            format!("secret_file: {}", keyfile.display()),
-        )),
-        timeout_secs,
-        ttl: 120,
-    }
-    .write(dir)
+    let server = format!("127.0.0.1:{port}");
+    published(ZONE)
+        .rfc2136(&server, &[&server])
+        .tsig(Tsig::file(&key, &dir.join("k.key")))
+        .dns_timeout(timeout_secs)
+        .write(dir)
 }
 
 #[test]
@@ -276,10 +273,7 @@ fn a_hung_server_hits_the_explicit_timeout() {
 fn manual_mode_prints_the_change_and_needs_a_terminal() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.mode = "manual";
-    topo.tsig = None;
-    let topo = topo.write(dir.path());
+    let topo = bind.topology(dir.path()).manual_dns().write(dir.path());
     edgefail(&["failover", "--yes"], &topo)
         .run()
         .code(1)
@@ -340,7 +334,7 @@ fn primary(bind: &Bind, key: &Key) -> Primary {
 async fn a_change_between_check_and_apply_stops_the_swap() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let ctx = ctx(&Topo::for_bind(&bind, dir.path()).write(dir.path()));
+    let ctx = ctx(&bind.topology(dir.path()).write(dir.path()));
 
     let check = DnsA.check(&ctx, &[]).await;
     assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
@@ -380,10 +374,7 @@ async fn a_change_between_check_and_apply_stops_the_swap() {
 async fn manual_mode_verify_polls_every_server() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.mode = "manual";
-    topo.tsig = None;
-    let ctx = ctx(&topo.write(dir.path()));
+    let ctx = ctx(&bind.topology(dir.path()).manual_dns().write(dir.path()));
     let check = DnsA.check(&ctx, &[]).await;
     assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
     // The operator makes the change by hand.
@@ -486,8 +477,8 @@ fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
     let bind = Bind::start();
     let rogue = bind.start_rogue(7, "198.51.100.7");
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.authoritative.push(rogue.addr());
+    let mut topo = bind.topology(dir.path());
+    topo.dns.authoritative.push(rogue.addr());
     let topo = topo.write(dir.path());
     edgefail(&["plan"], &topo)
         .run()
@@ -520,11 +511,11 @@ fn a_missing_a_record_is_created_with_an_absent_prerequisite() {
     let bind = Bind::start();
     bind.nsupdate("update delete xmpp.contoso.com A");
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
     // This time the secret comes from the environment.
-    let (name, alg, _) = topo.tsig.take().unwrap();
-    topo.tsig = Some((name, alg, "secret_env: EDGEFAIL_TEST_TSIG".into()));
-    let topo = topo.write(dir.path());
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::env(&bind.key, "EDGEFAIL_TEST_TSIG"))
+        .write(dir.path());
     let out = edgefail(&["-vv", "failover", "--yes"], &topo)
         .env("EDGEFAIL_TEST_TSIG", &bind.key.secret)
         .run()
@@ -541,7 +532,7 @@ fn a_missing_a_record_is_created_with_an_absent_prerequisite() {
 fn plan_json_lists_each_change_old_and_new() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let topo = bind.topology(dir.path()).write(dir.path());
     let out = edgefail(&["plan", "--output", "json"], &topo).run().code(4);
     let events = out.events();
     let a = events
@@ -572,10 +563,7 @@ fn plan_json_lists_each_change_old_and_new() {
 fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.mode = "manual";
-    topo.tsig = None;
-    let topo = topo.write(dir.path());
+    let topo = bind.topology(dir.path()).manual_dns().write(dir.path());
     let mut args = vec![
         "failover".to_string(),
         "--yes".into(),
@@ -654,16 +642,16 @@ fn servfail_server() -> u16 {
 fn servfail_names_the_server_and_what_to_check() {
     let port = servfail_server();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo {
-        zone: "contoso.com".into(),
-        mode: "manual",
-        primary: format!("127.0.0.1:{port}"),
-        authoritative: vec![format!("127.0.0.1:{port}")],
-        tsig: None,
-        timeout_secs: 2,
-        ttl: 120,
-    }
-    .write(dir.path());
+    let server = format!("127.0.0.1:{port}");
+    let topo = published(ZONE)
+        .dns(Dns {
+            mode: Some("manual"),
+            primary: Some(server.clone()),
+            authoritative: vec![server],
+            tsig: None,
+            timeout_secs: Some(2),
+        })
+        .write(dir.path());
     edgefail(&["plan"], &topo)
         .run()
         .code(1)

@@ -9,11 +9,12 @@ use std::net::SocketAddr;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use crate::harness::bind::{A_NAME, Bind, SRV_NAME, Topo};
+use crate::harness::bind::{A_NAME, Bind, SRV_NAME};
 use crate::harness::dnsproxy::{DnsProxy, OnUpdate};
 use crate::harness::net::FullBacklog;
 use crate::harness::prosody::Prosody;
 use crate::harness::standin::Estate;
+use crate::harness::topology::Topology;
 use crate::harness::{Run, journal_records};
 
 /// The stand-in estate's topology, with BIND's DNS section, Prosody's port,
@@ -25,39 +26,23 @@ fn topology_via(
     bind: &Bind,
     prosody: &Prosody,
     primary: Option<SocketAddr>,
-) -> std::path::PathBuf {
-    let dns = Topo::for_bind(bind, estate.dir.path()).yaml();
-    let start = dns.find("dns:\n").expect("dns section");
-    let end = dns.find("management:\n").expect("management section");
-    let mut dns = dns[start..end].to_string();
+) -> Topology {
+    let mut t = Topology::estate(estate)
+        .dns(bind.dns(estate.dir.path()))
+        .srv_targets()
+        .xmpp_port(prosody.addr.port())
+        .accept_untrusted_cert()
+        .address("EdgeServer2.contoso.com", "127.0.0.1");
+    t.xmpp.connect_timeout_ms = Some(1000);
     if let Some(proxy) = primary {
-        dns = dns.replace(&bind.primary.addr(), &proxy.to_string());
+        t.dns.primary = Some(proxy.to_string());
+        t.dns.authoritative[0] = proxy.to_string();
     }
-    estate.topology_with(|t| {
-        let cut = t.find("dns:\n").expect("dns");
-        let resume = t.find("management:\n").expect("management");
-        let t = format!("{}{}{}", &t[..cut], dns, &t[resume..]);
-        t.replace(
-            "  port: 5269\n",
-            &format!(
-                "  port: {}\n  accept_untrusted_cert: true\n  connect_timeout_ms: 1000\n",
-                prosody.addr.port()
-            ),
-        )
-        .replace("external_ipv4: 127.0.0.20", "external_ipv4: 127.0.0.1")
-        .replace(
-            "srv_priority: 10\n",
-            "srv_priority: 10\n        srv_target: edgepool1-xmpp.contoso.com\n",
-        )
-        .replace(
-            "srv_priority: 20\n",
-            "srv_priority: 20\n        srv_target: edgepool2-xmpp.contoso.com\n",
-        )
-    })
+    t
 }
 
 fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathBuf {
-    topology_via(estate, bind, prosody, None)
+    topology_via(estate, bind, prosody, None).write(estate.dir.path())
 }
 
 #[test]
@@ -188,14 +173,13 @@ struct Matrix {
 
 impl Matrix {
     /// BIND behind a proxy, Prosody, the stand-in; `edit` changes the topology.
-    fn new(edit: impl FnOnce(String) -> String) -> Matrix {
+    fn new(edit: impl FnOnce(Topology) -> Topology) -> Matrix {
         let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
         let prosody = Prosody::shared();
         let proxy = DnsProxy::start(bind.primary.addr().parse().unwrap());
         let estate = Estate::new(0);
-        let path = topology_via(&estate, &bind, &prosody, Some(proxy.addr));
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, edit(text)).unwrap();
+        let path =
+            edit(topology_via(&estate, &bind, &prosody, Some(proxy.addr))).write(estate.dir.path());
         Matrix {
             bind,
             prosody,
@@ -357,7 +341,7 @@ fn port_filtered_at_step_6_blocks_before_any_change_then_resume() {
     // Hold Prosody for the whole test: the matrix must see the same port.
     let prosody = Prosody::shared();
     let filtered = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 21), prosody.addr.port());
-    let m = Matrix::new(|t| t.replace("external_ipv4: 127.0.0.1\n", "external_ipv4: 127.0.0.21\n"));
+    let m = Matrix::new(|t| t.address("EdgeServer2.contoso.com", "127.0.0.21"));
     let out = m.failover().run().code(1);
     assert!(
         out.stdout.contains("port.check       check  blocked"),

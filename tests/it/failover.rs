@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::harness::Run;
 use crate::harness::standin::{Estate, SKIP_NON_LYNC};
+use crate::harness::topology::Topology;
 
 fn args<'a>(cmd: &'a [&'a str], topology: &'a std::path::Path) -> Vec<std::ffi::OsString> {
     let mut v: Vec<std::ffi::OsString> = cmd.iter().map(|s| s.into()).collect();
@@ -219,13 +220,9 @@ fn bad_pool_choices_are_usage_errors() {
     .code(2)
     .stderr_has("--skip dns.aaaa: no such step");
 
-    let sfb2019 = estate.topology_with(|t| {
-        t.replacen(
-            "version: lync2013\n        srv_priority: 20",
-            "version: sfb2019\n        srv_priority: 20",
-            1,
-        )
-    });
+    let sfb2019 = Topology::estate(&estate)
+        .version("EdgePool2", "sfb2019")
+        .write(estate.dir.path());
     let out = Run::new([
         "failover",
         "--dry-run",
@@ -354,13 +351,9 @@ fn route_parameter_spelled_as_the_cmdlet_reference_takes_a_service_identity() {
 #[test]
 fn a_pinned_route_parameter_the_shell_lacks_blocks_the_run() {
     let estate = Estate::new(0);
-    let topology = estate.topology_with(|t| {
-        t.replacen(
-            "management:\n  transport:",
-            "management:\n  route_parameter: XmppFederationRoute\n  transport:",
-            1,
-        )
-    });
+    let topology = Topology::estate(&estate)
+        .route_parameter("XmppFederationRoute")
+        .write(estate.dir.path());
     let out = Run::new(args(&["failover", "--yes"], &topology))
         .run()
         .code(1);

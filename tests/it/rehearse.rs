@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::harness::topology::{
+    Dns, Pool, Secret, Server, Site, Timeouts, Topology, Transport, Tsig,
+};
 use crate::harness::{Outcome, Run};
 
 /// The README's first set-up command, after `cargo run --release --`.
@@ -113,29 +116,51 @@ fn the_readme_command_rehearses_to_completion() {
 
 /// A topology with `sites` sites, one pool each (EdgePool1..), `per_pool`
 /// Edge servers per pool, and addresses that are not loopback.
-fn big_topology(dir: &Path, sites: usize, per_pool: usize) -> PathBuf {
-    let mut y = String::from(
-        "version: 1\nxmpp: { domain: fabrikam.example, a_record: xmpp.fabrikam.example, port: 5269, ttl: 300 }\n\
-         dns:\n  zone: fabrikam.example\n  primary: 192.0.2.53\n  authoritative: [192.0.2.53, 198.51.100.53]\n\
-         \x20 tsig: { name: edgefail-fabrikam, algorithm: hmac-sha256, secret_env: FABRIKAM_TSIG_NOT_SET }\n\
-         management:\n  transport: { type: local, program: pwsh, module: Lync }\n\
-         timeouts: { command_secs: 120, verify_secs: 300, poll_ms: 1000 }\nsites:\n",
-    );
-    for s in 1..=sites {
-        y.push_str(&format!(
-            "  - name: Site{s}\n    pools:\n      - name: EdgePool{s}\n        fqdn: edgepool{s}.fabrikam.example\n        version: sfb2015\n        srv_priority: {}\n        srv_target: edgepool{s}-xmpp.fabrikam.example\n        servers:\n",
-            s * 10
-        ));
-        for n in 1..=per_pool {
-            y.push_str(&format!(
-                "          - fqdn: edge{s}-{n}.fabrikam.example\n            external_ipv4: 203.0.113.{}\n            transport: {{ type: local, program: pwsh, module: Lync }}\n",
-                s * 20 + n
-            ));
-        }
-    }
-    let path = dir.join("fabrikam.yaml");
-    std::fs::write(&path, y).expect("write topology");
-    path
+fn big_topology(dir: &Path, sites: u16, per_pool: u16) -> PathBuf {
+    let lync = Transport::Local {
+        program: "pwsh".into(),
+        args: Vec::new(),
+        module: Some("Lync".into()),
+    };
+    let mut t = Topology::new("fabrikam.example");
+    t.dns = Dns {
+        mode: None,
+        primary: Some("192.0.2.53".into()),
+        authoritative: vec!["192.0.2.53".into(), "198.51.100.53".into()],
+        tsig: Some(Tsig {
+            name: "edgefail-fabrikam".into(),
+            algorithm: Some("hmac-sha256".into()),
+            secret: Secret::Env("FABRIKAM_TSIG_NOT_SET".into()),
+        }),
+        timeout_secs: None,
+    };
+    t.management.transport = lync.clone();
+    t.timeouts = Timeouts {
+        command_secs: Some(120),
+        verify_secs: Some(300),
+        poll_ms: Some(1000),
+    };
+    t.sites = (1..=sites)
+        .map(|s| {
+            let servers = (1..=per_pool)
+                .map(|n| Server {
+                    fqdn: format!("edge{s}-{n}.fabrikam.example"),
+                    external_ipv4: format!("203.0.113.{}", s * 20 + n),
+                    transport: lync.clone(),
+                })
+                .collect();
+            Site {
+                name: format!("Site{s}"),
+                pools: vec![Pool::new(
+                    &format!("EdgePool{s}"),
+                    "sfb2015",
+                    s * 10,
+                    servers,
+                )],
+            }
+        })
+        .collect();
+    t.srv_targets().write(dir)
 }
 
 #[test]

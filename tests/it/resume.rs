@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::harness::standin::{Estate, SKIP_NON_LYNC};
+use crate::harness::topology::Topology;
 use crate::harness::{Outcome, Run, wait_for_text};
 
 fn failover(estate: &Estate, topology: &Path, extra: &[&str]) -> Run {
@@ -397,11 +398,9 @@ fn resume_refuses_an_edited_topology_a_newer_journal_and_a_finished_run() {
 
     // Edited topology.
     let original = std::fs::read_to_string(&topology).unwrap();
-    std::fs::write(
-        &topology,
-        original.replace("command_secs: 10", "command_secs: 11"),
-    )
-    .unwrap();
+    let mut edited = Topology::estate(&estate);
+    edited.timeouts.command_secs = Some(11);
+    assert_eq!(edited.write(estate.dir.path()), topology);
     resume(&estate, &topology)
         .run()
         .code(7)

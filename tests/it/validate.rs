@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::harness::Run;
 use crate::harness::standin::Estate;
+use crate::harness::topology::{Secret, Topology, Tsig};
 
 #[test]
 fn example_runbook_is_valid() {
@@ -55,7 +56,7 @@ fn invalid(estate: &Estate, text: &str) -> String {
 #[test]
 fn hostile_names_are_rejected_with_their_location() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let hostile = [
         (
             "name: Site2\n",
@@ -114,7 +115,7 @@ fn hostile_names_are_rejected_with_their_location() {
 #[test]
 fn every_problem_is_reported_at_once() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let text = good
         .replacen("external_ipv4: 127.0.0.10", "external_ipv4: 300.1.2.3", 1)
         .replacen("name: Site2", "name: Site1", 1)
@@ -144,7 +145,7 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn structure_and_reference_errors() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let no_servers = {
         let cut = good
             .find("        servers:\n          - fqdn: EdgeServer2")
@@ -175,7 +176,7 @@ fn structure_and_reference_errors() {
 #[test]
 fn inline_secrets_are_refused_without_being_echoed() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let secret = "c2VjcmV0LXRzaWcta2V5LXZhbHVlLTEyMzQ=";
     let text = good.replacen(
         "  mode: manual\n",
@@ -200,16 +201,14 @@ fn world_readable_or_wrong_key_files_are_refused() {
         format!("key \"edgefail\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"),
     )
     .unwrap();
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
     let with_key = |name: &str| {
-        good.replacen(
-            "  mode: manual\n",
-            &format!(
-                "  mode: manual\n  tsig:\n    name: {name}\n    secret_file: {}\n",
-                key.display()
-            ),
-            1,
-        )
+        Topology::estate(&estate)
+            .tsig(Tsig {
+                name: name.into(),
+                algorithm: None,
+                secret: Secret::File(key.clone()),
+            })
+            .yaml()
     };
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let stderr = invalid(&estate, &with_key("edgefail"));
@@ -237,7 +236,9 @@ fn world_readable_or_wrong_key_files_are_refused() {
 #[test]
 fn sfb2019_pool_is_valid_but_noted() {
     let estate = Estate::new(0);
-    let topology = estate.topology_with(|t| t.replacen("version: lync2013", "version: sfb2019", 1));
+    let topology = Topology::estate(&estate)
+        .version("EdgePool1", "sfb2019")
+        .write(estate.dir.path());
     Run::new(["validate", "-t", topology.to_str().unwrap()])
         .run()
         .code(0)

@@ -3,74 +3,41 @@
 //! server that answers with something else than XML.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::Run;
 use crate::harness::bind::Named;
 use crate::harness::net::{FullBacklog, free_port, listen};
+use crate::harness::topology::{Dns, Server, Timeouts, Topology};
 
 /// A topology whose target pool's Edge servers have the given external
 /// addresses, the XMPP port `port`, and DNS answered at `dns`.
-pub fn topology(
-    dir: &Path,
-    port: u16,
-    edges: &[Ipv4Addr],
-    dns: SocketAddr,
-    extra_xmpp: &str,
-) -> PathBuf {
-    let mut servers = String::new();
-    for (i, ip) in edges.iter().enumerate() {
-        servers.push_str(&format!(
-            "          - fqdn: edge2-{i}.contoso.com\n            external_ipv4: {ip}\n            transport: {{ type: local, program: pwsh }}\n"
-        ));
-    }
-    let text = format!(
-        r#"version: 1
-xmpp:
-  domain: contoso.com
-  a_record: xmpp.contoso.com
-  port: {port}
-  connect_timeout_ms: 1000
-  first_byte_timeout_ms: 2000
-  exchange_timeout_ms: 10000
-{extra_xmpp}
-dns:
-  zone: contoso.com
-  mode: manual
-  authoritative: ["{dns}"]
-  timeout_secs: 2
-management:
-  transport: {{ type: local, program: pwsh }}
-timeouts: {{ verify_secs: 5, poll_ms: 100 }}
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.contoso.com
-        version: lync2013
-        srv_priority: 10
-        srv_target: edgepool1-xmpp.contoso.com
-        servers:
-          - fqdn: edge1.contoso.com
-            external_ipv4: 127.0.0.250
-            transport: {{ type: local, program: pwsh }}
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.contoso.com
-        version: lync2013
-        srv_priority: 20
-        srv_target: edgepool2-xmpp.contoso.com
-        servers:
-{servers}"#
-    );
-    let path = dir.join("topology.yaml");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("write topology");
-    path
+pub fn topology(port: u16, edges: &[Ipv4Addr], dns: &str) -> Topology {
+    let mut t = Topology::new("contoso.com").srv_targets().xmpp_port(port);
+    t.xmpp.ttl = None;
+    t.xmpp.connect_timeout_ms = Some(1000);
+    t.xmpp.first_byte_timeout_ms = Some(2000);
+    t.xmpp.exchange_timeout_ms = Some(10000);
+    t.dns = Dns {
+        mode: Some("manual"),
+        authoritative: vec![dns.into()],
+        timeout_secs: Some(2),
+        ..Dns::default()
+    };
+    t.timeouts = Timeouts {
+        verify_secs: Some(5),
+        poll_ms: Some(100),
+        ..Timeouts::default()
+    };
+    t.pool_mut("EdgePool1").servers = vec![Server::local("edge1.contoso.com", "127.0.0.250")];
+    t.pool_mut("EdgePool2").servers = edges
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| Server::local(&format!("edge2-{i}.contoso.com"), &ip.to_string()))
+        .collect();
+    t
 }
 
 const SKIP_ALL_BUT_PORT: [&str; 14] = [
@@ -107,8 +74,9 @@ fn step6(topology: &Path) -> Run {
     Run::new(args)
 }
 
-fn no_dns() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
+/// A DNS server address where nothing answers.
+fn no_dns() -> String {
+    format!("127.0.0.1:{}", free_port())
 }
 
 #[test]
@@ -118,7 +86,7 @@ fn step6_closed_ports_pass_before_the_services_start() {
     let b = Ipv4Addr::new(127, 0, 0, 22);
     // The same port on both addresses, free on both.
     let port = free_port();
-    let t = topology(dir.path(), port, &[a, b], no_dns(), "");
+    let t = topology(port, &[a, b], &no_dns()).write(dir.path());
     let out = step6(&t)
         .run()
         .code(0)
@@ -133,7 +101,7 @@ fn step6_json_lists_each_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ip = Ipv4Addr::new(127, 0, 0, 23);
     let (listener, port) = listen(ip);
-    let t = topology(dir.path(), port, &[ip], no_dns(), "");
+    let t = topology(port, &[ip], &no_dns()).write(dir.path());
     let out = Run::new(
         std::iter::once("failover".to_string())
             .chain(["--dry-run", "--output", "json", "-t"].map(String::from))
@@ -164,7 +132,7 @@ fn step6_filtered_port_blocks_with_a_firewall_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ip = Ipv4Addr::new(127, 0, 0, 24);
     let full = FullBacklog::new(ip, 0);
-    let t = topology(dir.path(), full.addr.port(), &[ip], no_dns(), "");
+    let t = topology(full.addr.port(), &[ip], &no_dns()).write(dir.path());
     step6(&t)
         .run()
         .code(1)
@@ -427,21 +395,26 @@ fn federation_zone(port: u16, prefer_new: bool, new_a: &str) -> String {
 }
 
 /// A DNS server with [`federation_zone`] and a topology in `dir` whose
-/// target Edge server is Prosody's address, reading DNS from that server.
+/// target Edge server is Prosody's address, reading DNS from that server,
+/// accepting Prosody's self-signed certificate, with `partner` as the
+/// partner's name if given.
 fn federation(
     p: &Prosody,
     dir: &Path,
     prefer_new: bool,
     new_a: &str,
-    extra: &str,
+    partner: Option<&str>,
 ) -> (Named, String) {
     let dns = auth_dns(
         "contoso.com",
         &federation_zone(p.addr.port(), prefer_new, new_a),
     );
-    let addr = dns.addr().parse().expect("an address");
-    let t = topology(dir, p.addr.port(), &[Ipv4Addr::LOCALHOST], addr, extra);
-    (dns, t.display().to_string())
+    let mut t =
+        topology(p.addr.port(), &[Ipv4Addr::LOCALHOST], &dns.addr()).accept_untrusted_cert();
+    if let Some(partner) = partner {
+        t = t.partner_name(partner);
+    }
+    (dns, t.write(dir).display().to_string())
 }
 
 #[test]
@@ -454,7 +427,7 @@ fn partner_check_reaches_the_new_pool_over_tls() {
         dir.path(),
         true,
         "127.0.0.1",
-        "  accept_untrusted_cert: true\n  partner_name: partner.example.net",
+        Some("partner.example.net"),
     );
     let out = probe(&["-t", &t, "--pool", "EdgePool2", "--output", "json"])
         .run()
@@ -507,13 +480,7 @@ fn partner_check_names_split_brain() {
     let _log = p.log_on_panic();
     // SRV still prefers the old pool, whose A record is the old address.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (dns, t) = federation(
-        &p,
-        dir.path(),
-        false,
-        "127.0.0.1",
-        "  accept_untrusted_cert: true",
-    );
+    let (dns, t) = federation(&p, dir.path(), false, "127.0.0.1", None);
     probe(&["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
@@ -525,13 +492,7 @@ fn partner_check_names_split_brain() {
 
     // SRV moved, but the new target's A record still carries the old
     // pool's address.
-    let (_dns, t) = federation(
-        &p,
-        dir.path(),
-        true,
-        "127.0.0.250",
-        "  accept_untrusted_cert: true",
-    );
+    let (_dns, t) = federation(&p, dir.path(), true, "127.0.0.250", None);
     probe(&["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
@@ -548,7 +509,7 @@ fn step6_unreachable_host_blocks_inside_a_private_network_namespace() {
     let ip = crate::harness::need("ip", "iproute2");
     let dir = tempfile::tempdir().expect("tempdir");
     let edge = Ipv4Addr::new(192, 0, 2, 20);
-    let t = topology(dir.path(), 5269, &[edge], no_dns(), "");
+    let t = topology(5269, &[edge], &no_dns()).write(dir.path());
     // $0: edgefail, $1: the topology, $2: ip.
     let mut script = String::from(
         "\"$2\" link set lo up && \"$2\" route add unreachable 192.0.2.0/24 && exec \"$0\" failover --dry-run -t \"$1\" --from EdgePool1 --to EdgePool2",

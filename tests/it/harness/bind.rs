@@ -1,8 +1,9 @@
 //! A real BIND 9 for DNS tests: a primary that takes TSIG-signed updates and
 //! a secondary fed by NOTIFY + IXFR/AXFR, each `named -g` on its own free
 //! port of 127.0.0.1, in its own temp dir, with a key generated per test;
-//! and lone primaries for other zones. Only the children started here are
-//! ever stopped, by their own handle.
+//! lone primaries for other zones; and the DNS part of a topology pointing
+//! at them. Only the children started here are ever stopped, by their own
+//! handle.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::need;
 use super::net::free_port;
+use super::topology::{Dns, Topology, Tsig};
 
 /// The zone every test starts from: EdgePool1 carries XMPP federation.
 pub const ZONE: &str = "contoso.com";
@@ -329,6 +331,24 @@ impl Bind {
         Named::lone(self.dir.path(), "rogue", ZONE, &zone_with(serial, a))
     }
 
+    /// The DNS section for this BIND: RFC 2136 updates to the primary, both
+    /// servers authoritative, the allowed key read from a file in `dir`, a
+    /// 2 s timeout.
+    pub fn dns(&self, dir: &Path) -> Dns {
+        Dns {
+            mode: Some("rfc2136"),
+            primary: Some(self.primary.addr()),
+            authoritative: vec![self.primary.addr(), self.secondary.addr()],
+            tsig: Some(Tsig::file(&self.key, &dir.join("edgefail.key"))),
+            timeout_secs: Some(2),
+        }
+    }
+
+    /// The DNS tests' topology ([`published`]) pointed at this BIND.
+    pub fn topology(&self, dir: &Path) -> Topology {
+        published(ZONE).dns(self.dns(dir))
+    }
+
     /// `dig +short` against one server over TCP, no recursion, sorted.
     pub fn dig(&self, port: u16, name: &str, rtype: &str) -> Vec<String> {
         let dig = need("dig", "bind9-dnsutils");
@@ -417,123 +437,13 @@ fn run_nsupdate(keyfile: &Path, port: u16, commands: &str) {
     );
 }
 
-/// The topology a DNS test runs edgefail with.
-pub struct Topo {
-    pub zone: String,
-    pub mode: &'static str,
-    pub primary: String,
-    pub authoritative: Vec<String>,
-    /// (key name, algorithm, secret_file or secret_env line)
-    pub tsig: Option<(String, String, String)>,
-    pub timeout_secs: u64,
-    pub ttl: u32,
-}
-
-impl Topo {
-    /// Point at `bind` with its allowed key, read from a file in `dir`.
-    pub fn for_bind(bind: &Bind, dir: &Path) -> Topo {
-        let keyfile = dir.join("edgefail.key");
-        bind.key.write(&keyfile);
-        Topo {
-            zone: ZONE.into(),
-            mode: "rfc2136",
-            primary: bind.primary.addr(),
-            authoritative: vec![bind.primary.addr(), bind.secondary.addr()],
-            tsig: Some((
-                bind.key.name.clone(),
-                bind.key.algorithm.clone(),
-                format!("secret_file: {}", keyfile.display()),
-            )),
-            timeout_secs: 2,
-            ttl: 120,
-        }
-    }
-
-    /// Use `key` (written to a file in `dir`) instead.
-    pub fn with_key(mut self, key: &Key, dir: &Path) -> Topo {
-        let keyfile = dir.join(format!("{}.key", key.name));
-        key.write(&keyfile);
-        self.tsig = Some((
-            key.name.clone(),
-            key.algorithm.clone(),
-            format!("secret_file: {}", keyfile.display()),
-        ));
-        self
-    }
-
-    pub fn yaml(&self) -> String {
-        let tsig = match &self.tsig {
-            Some((name, alg, source)) => {
-                format!("  tsig:\n    name: {name}\n    algorithm: {alg}\n    {source}\n")
-            }
-            None => String::new(),
-        };
-        let auth: String = self
-            .authoritative
-            .iter()
-            .map(|a| format!("    - {a}\n"))
-            .collect();
-        format!(
-            "version: 1
-xmpp:
-  domain: {zone}
-  a_record: xmpp.{zone}
-  port: 5269
-  ttl: {ttl}
-dns:
-  zone: {zone}
-  mode: {mode}
-  primary: {primary}
-  authoritative:
-{auth}{tsig}  timeout_secs: {timeout}
-management:
-  transport:
-    type: local
-    program: pwsh
-timeouts:
-  command_secs: 10
-  verify_secs: 10
-  poll_ms: 50
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.{zone}
-        version: lync2013
-        srv_priority: 10
-        srv_target: edgepool1-xmpp.{zone}
-        servers:
-          - fqdn: EdgeServer1.{zone}
-            external_ipv4: {POOL1_IP}
-            transport:
-              type: local
-              program: pwsh
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.{zone}
-        version: lync2013
-        srv_priority: 20
-        srv_target: edgepool2-xmpp.{zone}
-        servers:
-          - fqdn: EdgeServer2.{zone}
-            external_ipv4: {POOL2_IP}
-            transport:
-              type: local
-              program: pwsh
-",
-            zone = self.zone,
-            ttl = self.ttl,
-            mode = self.mode,
-            primary = self.primary,
-            timeout = self.timeout_secs,
-        )
-    }
-
-    /// Write the topology into `dir` and return its path.
-    pub fn write(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("edgefail.yaml");
-        std::fs::write(&path, self.yaml()).expect("write topology");
-        path
-    }
+/// The DNS tests' topology for `domain`: `Topology::new` with SRV targets,
+/// the Edge servers published at [`POOL1_IP`] and [`POOL2_IP`] as the zone
+/// has them, and a TTL of 120 for the new records.
+pub fn published(domain: &str) -> Topology {
+    Topology::new(domain)
+        .srv_targets()
+        .ttl(120)
+        .address(&format!("EdgeServer1.{domain}"), POOL1_IP)
+        .address(&format!("EdgeServer2.{domain}"), POOL2_IP)
 }

@@ -1,5 +1,5 @@
 //! Shared test harness: run the real edgefail binary, find the stand-in,
-//! demand the servers a test needs.
+//! write topologies (`topology`), demand the servers a test needs.
 
 #![allow(dead_code)]
 
@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 
 pub mod sshd;
 pub mod standin;
+pub mod topology;
 
 /// The edgefail binary cargo built for this test run.
 pub fn edgefail_bin() -> PathBuf {
