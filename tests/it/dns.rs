@@ -6,37 +6,30 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::Run;
+use edgefail::event::Outcome;
+use edgefail::steps::StepId;
+
 use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, ZONE, published};
 use crate::harness::net::{free_port, listen};
 use crate::harness::topology::{Dns, Tsig};
+use crate::harness::{Events, Run};
 
 /// Every step but the two DNS ones needs Lync; leave them out.
-const ONLY_DNS: [&str; 12] = [
-    "--skip",
-    "pool.deployed",
-    "--skip",
-    "services.stop",
-    "--skip",
-    "route.set",
-    "--skip",
-    "port.check",
-    "--skip",
-    "services.start",
-    "--skip",
-    "federation.check",
-];
+const DNS_STEPS: [StepId; 2] = [StepId::DnsA, StepId::DnsSrv];
 
-fn edgefail(command: &[&str], topology: &Path) -> Run {
-    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
-    args.extend(["-t".into(), topology.display().to_string()]);
-    args.extend(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from));
-    args.extend(ONLY_DNS.map(String::from));
-    Run::new(args)
+/// EdgePool1 -> EdgePool2, the DNS steps only.
+fn failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&DNS_STEPS)
 }
 
-fn failover(topology: &Path) -> Run {
-    edgefail(&["failover", "--yes"], topology)
+fn plan(topology: &Path) -> Run {
+    Run::plan(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&DNS_STEPS)
 }
 
 const SRV_BEFORE: &str = "10 0 5269 edgepool1-xmpp.contoso.com.";
@@ -48,7 +41,9 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     let topo = bind.topology(dir.path()).write(dir.path());
     let before = bind.serial(bind.primary.port);
 
-    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+    let out = failover(&topo)
+        .yes()
+        .verbose(2)
         .run()
         .code(0)
         .stdout_has("dns.a            verify verified")
@@ -80,7 +75,8 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     }
 
     // A second run finds both steps done and changes nothing.
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(0)
         .stdout_has("dns.a            check  already done")
@@ -93,12 +89,14 @@ fn failback_restores_the_original_records() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let topo = bind.topology(dir.path()).write(dir.path());
-    failover(&topo).run().code(0);
-    let mut args: Vec<String> = ["failover", "--yes", "-t"].map(String::from).to_vec();
-    args.push(topo.display().to_string());
-    args.extend(["--from", "EdgePool2", "--to", "EdgePool1"].map(String::from));
-    args.extend(ONLY_DNS.map(String::from));
-    Run::new(args).run().code(0);
+    failover(&topo).yes().run().code(0);
+    Run::failover(&topo)
+        .yes()
+        .from("EdgePool2")
+        .to("EdgePool1")
+        .only(&DNS_STEPS)
+        .run()
+        .code(0);
     for port in [bind.primary.port, bind.secondary.port] {
         let (_, a, srv) = bind.state(port);
         assert_eq!(a, vec![POOL1_IP.to_string()]);
@@ -122,14 +120,14 @@ fn dry_run_and_plan_leave_the_zone_untouched() {
         bind.state(bind.secondary.port),
     );
 
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(4)
         .stdout_has("dns.a            check  would change")
         .stdout_has("- 203.0.113.10 (EdgePool1) [TTL 300]")
         .stdout_has("+ 203.0.113.20 (EdgePool2) [TTL 120]")
         .stdout_has("dns.srv          check  would change");
-    edgefail(&["failover", "--dry-run"], &topo).run().code(4);
+    failover(&topo).dry_run().run().code(4);
 
     let after = (
         bind.state(bind.primary.port),
@@ -147,7 +145,9 @@ fn wrong_secret_is_reported_as_badsig() {
         .topology(dir.path())
         .tsig(Tsig::file(&wrong, &dir.path().join("edgefail-test.key")))
         .write(dir.path());
-    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+    let out = failover(&topo)
+        .yes()
+        .verbose(2)
         .run()
         .code(1)
         .stdout_has("the server rejected the TSIG key \"edgefail-test\" (BADSIG)")
@@ -168,7 +168,8 @@ fn unknown_key_is_reported_as_badkey() {
         .topology(dir.path())
         .tsig(Tsig::file(&stranger, &dir.path().join("nosuchkey.key")))
         .write(dir.path());
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(1)
         .stdout_has("the server rejected the TSIG key \"nosuchkey\" (BADKEY)")
@@ -187,7 +188,8 @@ fn a_key_without_update_rights_is_refused() {
             &dir.path().join("not-allowed.key"),
         ))
         .write(dir.path());
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(1)
         .stdout_has(&format!(
@@ -204,7 +206,7 @@ fn a_zone_the_servers_do_not_serve_is_named() {
     let topo = published("fabrikam.com")
         .dns(bind.dns(dir.path()))
         .write(dir.path());
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(1)
         .stdout_has(&format!(
@@ -232,12 +234,9 @@ fn primary_down_is_connection_refused() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let topo = lone_server_topology(dir.path(), port, 2);
-    edgefail(&["failover", "--yes"], &topo)
-        .run()
-        .code(1)
-        .stdout_has(&format!(
-            "connect to DNS server 127.0.0.1:{port}: connection refused"
-        ));
+    failover(&topo).yes().run().code(1).stdout_has(&format!(
+        "connect to DNS server 127.0.0.1:{port}: connection refused"
+    ));
 }
 
 #[test]
@@ -253,7 +252,7 @@ fn a_hung_server_hits_the_explicit_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let topo = lone_server_topology(dir.path(), port, 1);
     let started = Instant::now();
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(1)
         .stdout_has(&format!(
@@ -274,7 +273,8 @@ fn manual_mode_prints_the_change_and_needs_a_terminal() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let topo = bind.topology(dir.path()).manual_dns().write(dir.path());
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(1)
         .stderr_has("dns.mode is manual")
@@ -480,7 +480,7 @@ fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
     let mut topo = bind.topology(dir.path());
     topo.dns.authoritative.push(rogue.addr());
     let topo = topo.write(dir.path());
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(4)
         .stdout_has(&format!(
@@ -490,13 +490,9 @@ fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
         ));
     // The primary takes the change, the rogue never does: verify gives up
     // at its deadline and names the server it waited for.
-    let mut args: Vec<String> = ["failover", "--yes", "--verify-timeout", "1", "-t"]
-        .map(String::from)
-        .to_vec();
-    args.push(topo.display().to_string());
-    args.extend(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from));
-    args.extend(ONLY_DNS.map(String::from));
-    Run::new(args)
+    failover(&topo)
+        .yes()
+        .verify_timeout(1)
         .run()
         .code(3)
         .stdout_has("dns.a            verify verify failed")
@@ -516,7 +512,9 @@ fn a_missing_a_record_is_created_with_an_absent_prerequisite() {
         .topology(dir.path())
         .tsig(Tsig::env(&bind.key, "EDGEFAIL_TEST_TSIG"))
         .write(dir.path());
-    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+    let out = failover(&topo)
+        .yes()
+        .verbose(2)
         .env("EDGEFAIL_TEST_TSIG", &bind.key.secret)
         .run()
         .code(0)
@@ -533,27 +531,16 @@ fn plan_json_lists_each_change_old_and_new() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let topo = bind.topology(dir.path()).write(dir.path());
-    let out = edgefail(&["plan", "--output", "json"], &topo).run().code(4);
+    let out = plan(&topo).json().run().code(4);
     let events = out.events();
-    let a = events
-        .iter()
-        .find(|e| e["type"] == "phase_finished" && e["step"] == "dns.a")
-        .expect("dns.a check event");
-    assert_eq!(a["outcome"], "would_change");
-    assert_eq!(a["changes"][0]["what"], "xmpp.contoso.com A");
-    assert_eq!(a["changes"][0]["old"], "203.0.113.10 (EdgePool1) [TTL 300]");
-    assert_eq!(a["changes"][0]["new"], "203.0.113.20 (EdgePool2) [TTL 120]");
-    let srv = events
-        .iter()
-        .find(|e| e["type"] == "phase_finished" && e["step"] == "dns.srv")
-        .expect("dns.srv check event");
-    assert_eq!(srv["changes"].as_array().map(|c| c.len()), Some(2));
-    assert!(
-        srv["summary"]
-            .as_str()
-            .unwrap()
-            .contains("a lower number is preferred")
-    );
+    let a = events.first_finished(StepId::DnsA);
+    assert_eq!(a.outcome, Outcome::WouldChange);
+    assert_eq!(a.changes[0].what, "xmpp.contoso.com A");
+    assert_eq!(a.changes[0].old, "203.0.113.10 (EdgePool1) [TTL 300]");
+    assert_eq!(a.changes[0].new, "203.0.113.20 (EdgePool2) [TTL 120]");
+    let srv = events.first_finished(StepId::DnsSrv);
+    assert_eq!(srv.changes.len(), 2);
+    assert!(srv.summary.contains("a lower number is preferred"));
 }
 
 /// Manual mode end to end, on a terminal (a pty from `script`): edgefail
@@ -564,18 +551,7 @@ fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let topo = bind.topology(dir.path()).manual_dns().write(dir.path());
-    let mut args = vec![
-        "failover".to_string(),
-        "--yes".into(),
-        "-t".into(),
-        topo.display().to_string(),
-        "--from".into(),
-        "EdgePool1".into(),
-        "--to".into(),
-        "EdgePool2".into(),
-    ];
-    args.extend(ONLY_DNS.iter().map(|s| s.to_string()));
-    let mut pty = crate::harness::pty::Pty::edgefail(&args);
+    let mut pty = failover(&topo).yes().on_terminal();
 
     pty.wait_for("Type 'done'", 1);
     assert!(
@@ -652,7 +628,7 @@ fn servfail_names_the_server_and_what_to_check() {
             timeout_secs: Some(2),
         })
         .write(dir.path());
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(1)
         .stdout_has(&format!(

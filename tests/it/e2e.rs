@@ -4,10 +4,11 @@
 //! target pool is live. Also the fault matrix's DNS and port cases, each
 //! followed by a `--resume` that completes with nothing done twice.
 
-use std::net::SocketAddr;
-
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
+
+use edgefail::event::{Outcome, Phase, RunOutcome};
+use edgefail::steps::StepId;
 
 use crate::harness::bind::{A_NAME, Bind, SRV_NAME};
 use crate::harness::dnsproxy::{DnsProxy, OnUpdate};
@@ -15,7 +16,7 @@ use crate::harness::net::FullBacklog;
 use crate::harness::prosody::Prosody;
 use crate::harness::standin::Estate;
 use crate::harness::topology::Topology;
-use crate::harness::{Run, journal_records};
+use crate::harness::{Events, Run, journal_events};
 
 /// The stand-in estate's topology, with BIND's DNS section, Prosody's port,
 /// and the target Edge server published where Prosody listens. With
@@ -41,58 +42,42 @@ fn topology_via(
     t
 }
 
-fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathBuf {
-    topology_via(estate, bind, prosody, None).write(estate.dir.path())
-}
-
 #[test]
 fn every_step_for_real_then_a_second_run_changes_nothing() {
     let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
     let prosody = Prosody::shared();
     let _log = prosody.log_on_panic();
     let estate = Estate::new(0);
-    let topology = topology(&estate, &bind, &prosody);
+    let topology = topology_via(&estate, &bind, &prosody, None).write(estate.dir.path());
     let journal = estate.path("journal.jsonl");
-    let args = |extra: &[&str]| {
-        let mut a = vec![
-            "failover".to_string(),
-            "--from".into(),
-            "EdgePool1".into(),
-            "--to".into(),
-            "EdgePool2".into(),
-            "-t".into(),
-            topology.display().to_string(),
-            "--journal".into(),
-            journal.display().to_string(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let failover = || {
+        Run::failover(&topology)
+            .from("EdgePool1")
+            .to("EdgePool2")
+            .journal(&journal)
     };
 
     // The dry run reads everything and changes nothing anywhere.
     let serial = bind.serial(bind.primary.port);
     let world = estate.world();
-    Run::new(args(&["--dry-run"])).run().code(4);
+    failover().dry_run().run().code(4);
     assert_eq!(bind.serial(bind.primary.port), serial);
     assert_eq!(estate.world(), world);
 
-    let out = Run::new(args(&["--yes", "--output", "json", "-vv"]))
-        .run()
-        .code(0);
+    let out = failover().yes().json().verbose(2).run().code(0);
     let events = out.events();
-    let verified: Vec<&str> = events
+    let verified: Vec<StepId> = events
+        .finished()
         .iter()
-        .filter(|e| {
-            e["type"] == "phase_finished" && e["phase"] == "verify" && e["outcome"] == "verified"
-        })
-        .map(|e| e["step"].as_str().unwrap())
+        .filter(|f| f.phase == Phase::Verify && f.outcome == Outcome::Verified)
+        .map(|f| f.step)
         .collect();
     for step in [
-        "services.stop",
-        "route.set",
-        "dns.a",
-        "dns.srv",
-        "services.start",
+        StepId::ServicesStop,
+        StepId::RouteSet,
+        StepId::DnsA,
+        StepId::DnsSrv,
+        StepId::ServicesStart,
     ] {
         assert!(
             verified.contains(&step),
@@ -102,27 +87,18 @@ fn every_step_for_real_then_a_second_run_changes_nothing() {
     }
     // Steps 6 and 8 only look: in the run, right before they would apply,
     // their checks pass, which is the whole step.
-    for step in ["port.check", "federation.check"] {
-        let last = events
-            .iter()
-            .rfind(|e| e["type"] == "phase_finished" && e["step"] == step)
-            .unwrap();
-        assert_eq!(last["outcome"], "already_done", "{last}");
+    for step in [StepId::PortCheck, StepId::FederationCheck] {
+        let last = events.last_finished(step);
+        assert_eq!(last.outcome, Outcome::AlreadyDone, "{}", last.json());
     }
-    let partner = events
-        .iter()
-        .rfind(|e| e["step"] == "federation.check")
-        .unwrap();
-    let partner_text = partner.to_string();
+    // The step's last event (its check: it has no other phase), all of it.
+    let partner = events.last_finished(StepId::FederationCheck).json();
+    assert!(partner.contains("edgepool2-xmpp.contoso.com"), "{partner}");
     assert!(
-        partner_text.contains("edgepool2-xmpp.contoso.com"),
-        "{partner}"
-    );
-    assert!(
-        partner_text.contains("self-signed") || partner_text.contains("untrusted"),
+        partner.contains("self-signed") || partner.contains("untrusted"),
         "the accepted chain must be said: {partner}"
     );
-    assert_eq!(events.last().unwrap()["outcome"], "completed");
+    assert_eq!(out.run_finished().0, RunOutcome::Completed);
 
     // What the world now looks like, read from each server directly.
     bind.wait_in_sync();
@@ -153,7 +129,7 @@ fn every_step_for_real_then_a_second_run_changes_nothing() {
     }
 
     let serial = bind.serial(bind.primary.port);
-    let again = Run::new(args(&["--yes"])).run().code(0);
+    let again = failover().yes().run().code(0);
     assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
     assert_eq!(
         bind.serial(bind.primary.port),
@@ -193,32 +169,25 @@ impl Matrix {
         self.estate.path("journal.jsonl")
     }
 
-    fn run(&self, extra: &[&str]) -> Run {
-        let mut a: Vec<String> = vec![
-            "failover".into(),
-            "--yes".into(),
-            "-t".into(),
-            self.topology.display().to_string(),
-            "--journal".into(),
-            self.journal().display().to_string(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        Run::new(a)
+    fn run(&self) -> Run {
+        Run::failover(&self.topology).yes().journal(&self.journal())
     }
 
     fn failover(&self) -> Run {
-        self.run(&["--from", "EdgePool1", "--to", "EdgePool2"])
+        self.run().from("EdgePool1").to("EdgePool2")
     }
 
     fn resume(&self) -> Run {
-        self.run(&["--resume"])
+        self.run().resume()
     }
 
-    fn last_finish(&self) -> serde_json::Value {
-        journal_records(&self.journal())
-            .into_iter()
-            .rfind(|r| r["type"] == "run_finished")
+    /// The outcome of the last run_finished in the journal.
+    fn last_outcome(&self) -> RunOutcome {
+        journal_events(&self.journal())
+            .run_endings()
+            .pop()
             .expect("a run_finished record")
+            .0
     }
 
     /// The failover is complete for the world, and every Lync action ran once.
@@ -261,7 +230,7 @@ fn dns_primary_down_during_step_4_then_resume() {
         "the server is named: {}",
         out.stdout
     );
-    assert_eq!(m.last_finish()["outcome"], "failed");
+    assert_eq!(m.last_outcome(), RunOutcome::Failed);
     assert_eq!(m.proxy.updates_forwarded(), 0);
 
     m.proxy.up();
@@ -288,7 +257,7 @@ fn a_concurrent_change_gives_a_clear_nxrrset_stop_then_resume() {
         "{}",
         out.stdout
     );
-    assert_eq!(m.last_finish()["outcome"], "failed");
+    assert_eq!(m.last_outcome(), RunOutcome::Failed);
     // Never half-changed: exactly the other writer's answer.
     assert_eq!(
         m.bind.dig(m.bind.primary.port, A_NAME, "A"),
@@ -325,7 +294,7 @@ fn sigint_during_step_4_lets_the_update_finish_then_resume() {
         "the update in flight finished: {}",
         out.stdout
     );
-    assert_eq!(m.last_finish()["outcome"], "interrupted");
+    assert_eq!(m.last_outcome(), RunOutcome::Interrupted);
     assert_eq!(
         m.bind.dig(m.bind.primary.port, A_NAME, "A"),
         vec!["127.0.0.1".to_string()]

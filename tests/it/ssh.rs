@@ -3,27 +3,22 @@
 //! parallel, failures named by server, refused host keys and logins, hostile
 //! names, both route-parameter spellings and CMS replication lag.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::harness::Run;
 use crate::harness::net::free_port;
 use crate::harness::sshd::Sshd;
-use crate::harness::standin::{Estate, SKIP_NON_LYNC, SshEndpoints};
+use crate::harness::standin::{Estate, LYNC_STEPS, SshEndpoints};
 use crate::harness::topology::{Ssh, Topology};
 
-fn failover_args(topology: &Path, more: &[&str]) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec!["failover".into(), "--yes".into(), "-t".into()];
-    v.push(topology.as_os_str().to_owned());
-    v.extend(
-        ["--from", "EdgePool1", "--to", "EdgePool2"]
-            .iter()
-            .chain(SKIP_NON_LYNC.iter())
-            .chain(more.iter())
-            .map(OsString::from),
-    );
-    v
+/// EdgePool1 -> EdgePool2, the Lync steps only.
+fn failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
 }
 
 /// The estate over `sshd`, written into its directory.
@@ -51,7 +46,8 @@ fn a_pool_of_three_fails_over_in_parallel_over_ssh_on_shared_connections() {
     let topology = over_ssh(&estate, &sshd);
     let tmp = tempfile::tempdir().expect("temp dir");
 
-    let out = Run::new(failover_args(&topology, &["--parallel", "3"]))
+    let out = failover(&topology)
+        .parallel(3)
         .env("TMPDIR", tmp.path())
         .run()
         .code(0);
@@ -112,9 +108,7 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
         "Cannot stop service 'RTCSRV' on computer '.'.",
     );
     let topology = over_ssh(&estate, &sshd);
-    let out = Run::new(failover_args(&topology, &["--parallel", "3"]))
-        .run()
-        .code(1);
+    let out = failover(&topology).parallel(3).run().code(1);
     // The others finished their stop; nothing later ran.
     estate.assert_stop_failed_on(
         &out,
@@ -131,12 +125,11 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
     );
     let topology = over_ssh(&estate, &sshd);
     let started = std::time::Instant::now();
-    let out = Run::new(failover_args(
-        &topology,
-        &["--command-timeout", "2", "--verify-timeout", "5"],
-    ))
-    .run()
-    .code(1);
+    let out = failover(&topology)
+        .command_timeout(2)
+        .verify_timeout(5)
+        .run()
+        .code(1);
     assert!(
         out.stdout
             .contains("EdgeServer2b.contoso.com: Start-CsWindowsService: no answer within 2s"),
@@ -161,7 +154,7 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
 /// anything and says why.
 #[track_caller]
 fn refused(estate: &Estate, topology: &Path, expect: &str) -> String {
-    let out = Run::new(failover_args(topology, &[])).run();
+    let out = failover(topology).run();
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stdout.contains(expect),
@@ -268,7 +261,7 @@ fn both_route_parameter_spellings_and_replication_lag_over_ssh() {
 
     let estate = Estate::new(0);
     let topology = over_ssh(&estate, &sshd);
-    let out = Run::new(failover_args(&topology, &[])).run().code(0);
+    let out = failover(&topology).run().code(0);
     assert!(
         out.stdout
             .contains("-XmppExternalFederationRoute EdgeServer2.contoso.com"),
@@ -283,7 +276,7 @@ fn both_route_parameter_spellings_and_replication_lag_over_ssh() {
     let estate = Estate::new(0);
     estate.edit(|v| v["set_cssite_parameter"] = serde_json::json!("XmppFederationRoute"));
     let topology = over_ssh(&estate, &sshd);
-    let out = Run::new(failover_args(&topology, &[])).run().code(0);
+    let out = failover(&topology).run().code(0);
     assert!(
         out.stdout
             .contains("-XmppFederationRoute EdgeServer:EdgeServer2.contoso.com"),
@@ -298,7 +291,7 @@ fn both_route_parameter_spellings_and_replication_lag_over_ssh() {
     let estate = Estate::new(0);
     estate.edit(|v| v["replication_lag_reads"] = serde_json::json!(3));
     let topology = over_ssh(&estate, &sshd);
-    let out = Run::new(failover_args(&topology, &[])).run().code(0);
+    let out = failover(&topology).run().code(0);
     assert!(
         out.stdout.contains("all 2 CMS replica(s) up to date"),
         "{}",
@@ -403,10 +396,7 @@ fn ssh_transport_settings_are_validated_where_they_are_written() {
     edge2.control_persist_secs = Some(100000);
     edge2.connect_timeout_secs = Some(0);
     edge2.ssh_program = Some(String::new());
-    let sshd_less = fake.write(estate.dir.path());
-    let out = Run::new(["validate", "-t", sshd_less.to_str().unwrap()])
-        .run()
-        .code(2);
+    let out = Run::validate(&fake.write(estate.dir.path())).run().code(2);
     for want in [
         "sites[1].pools[0].servers[0].transport.known_hosts: the path must be non-empty, without double quotes or line breaks",
         "sites[1].pools[0].servers[0].transport.control_persist_secs: at most 86400",
@@ -420,8 +410,7 @@ fn ssh_transport_settings_are_validated_where_they_are_written() {
     let shell = tofu.management.transport.ssh_mut();
     shell.accept_new_host_keys = Some(true);
     shell.control_persist_secs = Some(0);
-    let tofu = tofu.write(estate.dir.path());
-    Run::new(["validate", "-t", tofu.to_str().unwrap()])
+    Run::validate(&tofu.write(estate.dir.path()))
         .run()
         .code(0)
         .stderr_has(
@@ -445,10 +434,7 @@ fn a_failed_start_over_ssh_is_resumed_over_ssh() {
     let sshd = Sshd::start(estate.machines().len());
     let topology = over_ssh(&estate, &sshd);
     let journal = estate.path("journal.jsonl");
-    let journal_arg = journal.display().to_string();
-    let out = Run::new(failover_args(&topology, &["--journal", &journal_arg]))
-        .run()
-        .code(1);
+    let out = failover(&topology).journal(&journal).run().code(1);
     assert!(
         out.stdout
             .contains("EdgeServer2c.contoso.com: Start-CsWindowsService failed: Service RTCSRV failed to start."),
@@ -456,17 +442,12 @@ fn a_failed_start_over_ssh_is_resumed_over_ssh() {
         out.stdout
     );
 
-    let resumed = Run::new([
-        "failover",
-        "--resume",
-        "--yes",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        &journal_arg,
-    ])
-    .run()
-    .code(0);
+    let resumed = Run::failover(&topology)
+        .resume()
+        .yes()
+        .journal(&journal)
+        .run()
+        .code(0);
     assert!(
         resumed.stdout.contains("its apply failed"),
         "{}",

@@ -9,14 +9,10 @@ use crate::harness::topology::{Secret, Topology, Tsig};
 
 #[test]
 fn example_runbook_is_valid() {
-    Run::new([
-        "validate",
-        "-t",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/contoso.yaml"),
-    ])
-    .run()
-    .code(0)
-    .stdout_has("valid (2 site(s), 2 pool(s), 2 Edge server(s)");
+    Run::validate(concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/contoso.yaml").as_ref())
+        .run()
+        .code(0)
+        .stdout_has("valid (2 site(s), 2 pool(s), 2 Edge server(s)");
 }
 
 #[test]
@@ -35,7 +31,7 @@ fn topology_path_comes_from_the_environment_then_the_default_name() {
         .run()
         .code(0)
         .stdout_has("edgefail.yaml: valid");
-    Run::new(["validate", "-t", "/nonexistent/topology.yaml"])
+    Run::validate("/nonexistent/topology.yaml".as_ref())
         .run()
         .code(2)
         .stderr_has("cannot read topology file /nonexistent/topology.yaml");
@@ -46,9 +42,7 @@ fn topology_path_comes_from_the_environment_then_the_default_name() {
 fn invalid(estate: &Estate, text: &str) -> String {
     let path = estate.path("bad.yaml");
     std::fs::write(&path, text).unwrap();
-    let out = Run::new(["validate", "-t", path.to_str().unwrap()])
-        .run()
-        .code(2);
+    let out = Run::validate(&path).run().code(2);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     out.stderr
 }
@@ -227,9 +221,7 @@ fn world_readable_or_wrong_key_files_are_refused() {
 
     let path = estate.path("ok.yaml");
     std::fs::write(&path, with_key("edgefail")).unwrap();
-    let out = Run::new(["validate", "-t", path.to_str().unwrap()])
-        .run()
-        .code(0);
+    let out = Run::validate(&path).run().code(0);
     assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
 }
 
@@ -239,7 +231,7 @@ fn sfb2019_pool_is_valid_but_noted() {
     let topology = Topology::estate(&estate)
         .version("EdgePool1", "sfb2019")
         .write(estate.dir.path());
-    Run::new(["validate", "-t", topology.to_str().unwrap()])
+    Run::validate(&topology)
         .run()
         .code(0)
         .stderr_has("note: sites[0].pools[0].version: EdgePool1 runs Skype for Business Server 2019, which has no XMPP gateway");
@@ -262,7 +254,7 @@ fn garbage_never_panics() {
     for input in inputs {
         let path = estate.path("garbage.yaml");
         std::fs::write(&path, &input).unwrap();
-        let out = Run::new(["validate", "-t", path.to_str().unwrap()]).run();
+        let out = Run::validate(&path).run();
         assert_eq!(
             out.code,
             2,

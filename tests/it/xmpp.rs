@@ -7,10 +7,13 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::Run;
+use edgefail::event::Outcome;
+use edgefail::steps::StepId;
+
 use crate::harness::bind::Named;
 use crate::harness::net::{FullBacklog, free_port, listen};
 use crate::harness::topology::{Dns, Server, Timeouts, Topology};
+use crate::harness::{Events, Run};
 
 /// A topology whose target pool's Edge servers have the given external
 /// addresses, the XMPP port `port`, and DNS answered at `dns`.
@@ -40,38 +43,18 @@ pub fn topology(port: u16, edges: &[Ipv4Addr], dns: &str) -> Topology {
     t
 }
 
-const SKIP_ALL_BUT_PORT: [&str; 14] = [
-    "--skip",
-    "pool.deployed",
-    "--skip",
-    "services.stop",
-    "--skip",
-    "route.set",
-    "--skip",
-    "dns.a",
-    "--skip",
-    "dns.srv",
-    "--skip",
-    "services.start",
-    "--skip",
-    "federation.check",
-];
+/// Step 6 alone, as a dry run from EdgePool1 to EdgePool2.
+fn port_check(topology: &Path) -> Run {
+    Run::failover(topology)
+        .dry_run()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&[StepId::PortCheck])
+}
 
 fn step6(topology: &Path) -> Run {
-    let mut args = vec![
-        // Per-server lines show on success only when verbose.
-        "-v".to_string(),
-        "failover".to_string(),
-        "--dry-run".into(),
-        "-t".into(),
-        topology.display().to_string(),
-        "--from".into(),
-        "EdgePool1".into(),
-        "--to".into(),
-        "EdgePool2".into(),
-    ];
-    args.extend(SKIP_ALL_BUT_PORT.iter().map(|s| s.to_string()));
-    Run::new(args)
+    // Per-server lines show on success only when verbose.
+    port_check(topology).verbose(1)
 }
 
 /// A DNS server address where nothing answers.
@@ -102,27 +85,17 @@ fn step6_json_lists_each_server() {
     let ip = Ipv4Addr::new(127, 0, 0, 23);
     let (listener, port) = listen(ip);
     let t = topology(port, &[ip], &no_dns()).write(dir.path());
-    let out = Run::new(
-        std::iter::once("failover".to_string())
-            .chain(["--dry-run", "--output", "json", "-t"].map(String::from))
-            .chain([t.display().to_string()])
-            .chain(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from))
-            .chain(SKIP_ALL_BUT_PORT.iter().map(|s| s.to_string())),
-    )
-    .run()
-    .code(0);
-    let check = out
-        .events()
-        .into_iter()
-        .find(|e| e["type"] == "phase_finished" && e["step"] == "port.check")
-        .expect("a port.check event");
-    assert_eq!(check["outcome"], "already_done", "{check}");
-    let details = check["details"].as_array().expect("details");
+    let out = port_check(&t).json().run().code(0);
+    let events = out.events();
+    let check = events.first_finished(StepId::PortCheck);
+    assert_eq!(check.outcome, Outcome::AlreadyDone, "{}", check.json());
     assert!(
-        details[0]
-            .as_str()
+        check
+            .details
+            .first()
             .is_some_and(|d| d.contains(&format!("127.0.0.23:{port}: open"))),
-        "{check}"
+        "{}",
+        check.json()
     );
     drop(listener);
 }
@@ -510,27 +483,21 @@ fn step6_unreachable_host_blocks_inside_a_private_network_namespace() {
     let dir = tempfile::tempdir().expect("tempdir");
     let edge = Ipv4Addr::new(192, 0, 2, 20);
     let t = topology(5269, &[edge], &no_dns()).write(dir.path());
-    // $0: edgefail, $1: the topology, $2: ip.
-    let mut script = String::from(
-        "\"$2\" link set lo up && \"$2\" route add unreachable 192.0.2.0/24 && exec \"$0\" failover --dry-run -t \"$1\" --from EdgePool1 --to EdgePool2",
-    );
-    for s in SKIP_ALL_BUT_PORT {
-        script.push(' ');
-        script.push_str(s);
-    }
-    let out = std::process::Command::new(unshare)
-        .args(["--net", "sh", "-c", &script])
-        .arg(crate::harness::edgefail_bin())
-        .arg(&t)
-        .arg(ip)
-        .env("NO_COLOR", "1")
-        .env("XDG_STATE_HOME", dir.path())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run edgefail in a network namespace");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    // $0: edgefail, $1: ip, then edgefail's arguments.
+    let script = "\"$1\" link set lo up && \"$1\" route add unreachable 192.0.2.0/24 && shift && exec \"$0\" \"$@\"";
+    let out = port_check(&t)
+        .inside([
+            unshare.as_os_str(),
+            "--net".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+            crate::harness::edgefail_bin().as_os_str(),
+            ip.as_os_str(),
+        ])
+        .run()
+        .code(1);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert!(
         stdout.contains("192.0.2.20:5269: unreachable (no route to host")
             && stdout.contains("not reachable on 1 of 1 Edge server(s)"),

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use edgefail::steps::StepId;
 use serde_json::{Value, json};
 
 use super::topology::{Ssh, Topology, Transport};
@@ -281,15 +282,11 @@ pub struct SshEndpoints {
     pub known_hosts: PathBuf,
 }
 
-/// The steps that need components other than the stand-in (DNS, port
-/// probe, an XMPP server for the partner's-eye check).
-pub const SKIP_NON_LYNC: [&str; 8] = [
-    "--skip",
-    "dns.a",
-    "--skip",
-    "dns.srv",
-    "--skip",
-    "port.check",
-    "--skip",
-    "federation.check",
+/// The steps the stand-in plays alone (the others need DNS, a port probe,
+/// an XMPP server for the partner's-eye check): `Run::only(&LYNC_STEPS)`.
+pub const LYNC_STEPS: [StepId; 4] = [
+    StepId::PoolDeployed,
+    StepId::ServicesStop,
+    StepId::RouteSet,
+    StepId::ServicesStart,
 ];
