@@ -7,11 +7,12 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use edgefail::event::{Outcome, Phase, RunOutcome};
+use edgefail::event::{Outcome, RunOutcome};
 use edgefail::steps::StepId;
 
 use crate::harness::bind::{A_NAME, Bind, SRV_NAME};
 use crate::harness::dnsproxy::{DnsProxy, OnUpdate};
+use crate::harness::events::CHANGING_STEPS;
 use crate::harness::net::FullBacklog;
 use crate::harness::prosody::Prosody;
 use crate::harness::standin::Estate;
@@ -66,25 +67,7 @@ fn every_step_for_real_then_a_second_run_changes_nothing() {
 
     let out = failover().yes().json().verbose(2).run().code(0);
     let events = out.events();
-    let verified: Vec<StepId> = events
-        .finished()
-        .iter()
-        .filter(|f| f.phase == Phase::Verify && f.outcome == Outcome::Verified)
-        .map(|f| f.step)
-        .collect();
-    for step in [
-        StepId::ServicesStop,
-        StepId::RouteSet,
-        StepId::DnsA,
-        StepId::DnsSrv,
-        StepId::ServicesStart,
-    ] {
-        assert!(
-            verified.contains(&step),
-            "{step} not verified; verified: {verified:?}\n{}",
-            out.stdout
-        );
-    }
+    out.assert_verified(&CHANGING_STEPS);
     // Steps 6 and 8 only look: in the run, right before they would apply,
     // their checks pass, which is the whole step.
     for step in [StepId::PortCheck, StepId::FederationCheck] {

@@ -8,6 +8,7 @@ use edgefail::event::{Event, Outcome, Phase, RunOutcome};
 use edgefail::steps::StepId;
 use serde_json::Value;
 
+use crate::harness::events::CHANGING_STEPS;
 use crate::harness::topology::{
     Dns, Pool, Secret, Server, Site, Timeouts, Topology, Transport, Tsig,
 };
@@ -82,22 +83,7 @@ fn the_readme_command_rehearses_to_completion() {
     assert_completed(&events, &out.stdout);
     // federation.check changes nothing: its re-check right before it runs
     // may already find partners reaching the new pool ("already done").
-    for step in [
-        StepId::ServicesStop,
-        StepId::RouteSet,
-        StepId::DnsA,
-        StepId::DnsSrv,
-        StepId::ServicesStart,
-    ] {
-        assert!(
-            events
-                .finished()
-                .iter()
-                .any(|f| f.is(step, Phase::Verify, Outcome::Verified)),
-            "{step} was not verified:\n{}",
-            out.stdout
-        );
-    }
+    out.assert_verified(&CHANGING_STEPS);
     let federation = events.last_finished(StepId::FederationCheck);
     assert!(
         matches!(federation.outcome, Outcome::Verified | Outcome::AlreadyDone),

@@ -130,20 +130,11 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
         .verify_timeout(5)
         .run()
         .code(1);
-    assert!(
-        out.stdout
-            .contains("EdgeServer2b.contoso.com: Start-CsWindowsService: no answer within 2s"),
-        "{}",
-        out.stdout
-    );
+    estate.assert_start_timed_out(&out, "EdgeServer2b.contoso.com", 2);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the hung command held edgefail for {:?}",
         started.elapsed()
-    );
-    assert_eq!(
-        estate.read()["sites"]["Site2"]["route"],
-        "EdgeServer2.contoso.com"
     );
     // The connection carrying the hung command is closed too.
     sshd.wait_all_closed(Duration::from_secs(5))

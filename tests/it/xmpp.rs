@@ -119,15 +119,10 @@ fn step6_filtered_port_blocks_with_a_firewall_hint() {
 
 use crate::harness::prosody::Prosody;
 
-/// `probe --host 127.0.0.1 --port PORT --domain DOMAIN` and more.
-fn probe_local(port: &str, domain: &str, more: &[&str]) -> Run {
-    let mut args = vec!["--host", "127.0.0.1", "--port", port, "--domain", domain];
-    args.extend_from_slice(more);
-    probe(&args)
-}
-
-fn probe(args: &[&str]) -> Run {
-    let mut all = vec![
+/// `probe` with short timeouts: 1 s to connect and for the first byte,
+/// 10 s for the whole exchange.
+fn probe() -> Run {
+    Run::new([
         "probe",
         "--connect-timeout",
         "1s",
@@ -135,9 +130,12 @@ fn probe(args: &[&str]) -> Run {
         "1s",
         "--exchange-timeout",
         "10s",
-    ];
-    all.extend_from_slice(args);
-    Run::new(all)
+    ])
+}
+
+/// `probe --host 127.0.0.1 --port PORT --domain DOMAIN`.
+fn probe_local(port: &str, domain: &str) -> Run {
+    probe().args(["--host", "127.0.0.1", "--port", port, "--domain", domain])
 }
 
 fn json(out: &crate::harness::Outcome) -> serde_json::Value {
@@ -163,13 +161,11 @@ fn probe_full_handshake_with_a_certificate_naming_the_domain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    let out = probe_local(
-        &port,
-        "contoso.com",
-        &["--accept-untrusted-cert", "--output", "json"],
-    )
-    .run()
-    .code(0);
+    let out = probe_local(&port, "contoso.com")
+        .arg("--accept-untrusted-cert")
+        .json()
+        .run()
+        .code(0);
     let r = json(&out);
     assert_eq!(r["passed"], true, "{r:#}");
     assert_eq!(r["header"]["from"], "contoso.com", "{r:#}");
@@ -195,7 +191,8 @@ fn probe_full_handshake_with_a_certificate_naming_the_domain() {
     assert_eq!(finding(&r, "tls.stream").len(), 2, "{r:#}");
 
     // Human output says the same, and names the accepted risk.
-    probe_local(&port, "contoso.com", &["--accept-untrusted-cert"])
+    probe_local(&port, "contoso.com")
+        .arg("--accept-untrusted-cert")
         .run()
         .code(0)
         .stdout_has("starttls (required), dialback")
@@ -209,7 +206,7 @@ fn probe_untrusted_chain_fails_without_the_flag() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
         .run()
         .code(1)
         .stdout_has("ok   cert.name")
@@ -222,13 +219,11 @@ fn probe_reports_a_certificate_without_the_domain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    let out = probe_local(
-        &port,
-        "fabrikam.com",
-        &["--accept-untrusted-cert", "--output", "json"],
-    )
-    .run()
-    .code(1);
+    let out = probe_local(&port, "fabrikam.com")
+        .arg("--accept-untrusted-cert")
+        .json()
+        .run()
+        .code(1);
     let r = json(&out);
     assert_eq!(r["tls"]["covers_domain"], false, "{r:#}");
     let name = finding(&r, "cert.name");
@@ -247,7 +242,7 @@ fn probe_wrong_domain_gets_host_unknown() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    probe_local(&port, "nothere.example", &[])
+    probe_local(&port, "nothere.example")
         .run()
         .code(1)
         .stdout_has("answered a stream header from nothere.example")
@@ -257,7 +252,7 @@ fn probe_wrong_domain_gets_host_unknown() {
 #[test]
 fn probe_nothing_listening_is_closed() {
     let port = free_port().to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
         .run()
         .code(1)
         .stdout_has(&format!("127.0.0.1:{port}: closed (refused after"))
@@ -268,18 +263,19 @@ fn probe_nothing_listening_is_closed() {
 fn probe_filtered_port_times_out_on_connect() {
     let full = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 31), 0);
     let port = full.addr.port().to_string();
-    probe(&[
-        "--host",
-        "127.0.0.31",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-    ])
-    .run()
-    .code(1)
-    .stdout_has("filtered (no answer in 1.")
-    .stdout_has("a firewall drops the connection");
+    probe()
+        .args([
+            "--host",
+            "127.0.0.31",
+            "--port",
+            &port,
+            "--domain",
+            "contoso.com",
+        ])
+        .run()
+        .code(1)
+        .stdout_has("filtered (no answer in 1.")
+        .stdout_has("a firewall drops the connection");
 }
 
 /// A listener on 127.0.0.1 that accepts one connection and hands it to `serve`.
@@ -300,7 +296,7 @@ fn probe_silent_server_hits_the_first_byte_timeout() {
         drop(conn);
     })
     .to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
     .run()
     .code(1)
     .stdout_has("open (accepted")
@@ -318,7 +314,7 @@ fn probe_non_xml_answer_is_quoted() {
         std::thread::sleep(Duration::from_secs(3));
     })
     .to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
         .run()
         .code(1)
         .stdout_has("it answered \"HTTP/1.1 400 Bad Request\\r\\n")
@@ -327,15 +323,18 @@ fn probe_non_xml_answer_is_quoted() {
 
 #[test]
 fn probe_usage_errors_exit_2() {
-    probe(&["contoso.com"])
+    probe()
+        .arg("contoso.com")
         .run()
         .code(2)
         .stderr_has("never uses the system resolver");
-    probe(&["--host", "127.0.0.1"])
+    probe()
+        .args(["--host", "127.0.0.1"])
         .run()
         .code(2)
         .stderr_has("--domain");
-    probe(&["--host", "127.0.0.1", "--domain", "not a domain"])
+    probe()
+        .args(["--host", "127.0.0.1", "--domain", "not a domain"])
         .run()
         .code(2);
 }
@@ -402,7 +401,9 @@ fn partner_check_reaches_the_new_pool_over_tls() {
         "127.0.0.1",
         Some("partner.example.net"),
     );
-    let out = probe(&["-t", &t, "--pool", "EdgePool2", "--output", "json"])
+    let out = probe()
+        .args(["-t", &t, "--pool", "EdgePool2"])
+        .json()
         .run()
         .code(0);
     let r = json(&out);
@@ -416,35 +417,37 @@ fn partner_check_reaches_the_new_pool_over_tls() {
 
     // The same through DOMAIN --dns-server, in human form.
     let dns_addr = dns.addr();
-    probe(&[
-        "contoso.com",
-        "--dns-server",
-        &dns_addr,
-        "--accept-untrusted-cert",
-    ])
-    .run()
-    .code(0)
-    .stdout_has("partners try edgepool2-xmpp.contoso.com:")
-    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
-    .stdout_has("cover contoso.com");
+    probe()
+        .args([
+            "contoso.com",
+            "--dns-server",
+            &dns_addr,
+            "--accept-untrusted-cert",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("partners try edgepool2-xmpp.contoso.com:")
+        .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+        .stdout_has("cover contoso.com");
 
     // --host by name: its address from the given DNS server, no SRV.
     let port = p.addr.port().to_string();
-    probe(&[
-        "--host",
-        "edgepool2-xmpp.contoso.com",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-        "--dns-server",
-        &dns_addr,
-        "--accept-untrusted-cert",
-    ])
-    .run()
-    .code(0)
-    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
-    .stdout_has(&format!("127.0.0.1:{port}: open"));
+    probe()
+        .args([
+            "--host",
+            "edgepool2-xmpp.contoso.com",
+            "--port",
+            &port,
+            "--domain",
+            "contoso.com",
+            "--dns-server",
+            &dns_addr,
+            "--accept-untrusted-cert",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+        .stdout_has(&format!("127.0.0.1:{port}: open"));
 }
 
 #[test]
@@ -454,7 +457,8 @@ fn partner_check_names_split_brain() {
     // SRV still prefers the old pool, whose A record is the old address.
     let dir = tempfile::tempdir().expect("tempdir");
     let (dns, t) = federation(&p, dir.path(), false, "127.0.0.1", None);
-    probe(&["-t", &t, "--pool", "EdgePool2"])
+    probe()
+        .args(["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
         .stdout_has("split brain: partners go first to edgepool1-xmpp.contoso.com (EdgePool1), not to EdgePool2's edgepool2-xmpp.contoso.com")
@@ -466,7 +470,8 @@ fn partner_check_names_split_brain() {
     // SRV moved, but the new target's A record still carries the old
     // pool's address.
     let (_dns, t) = federation(&p, dir.path(), true, "127.0.0.250", None);
-    probe(&["-t", &t, "--pool", "EdgePool2"])
+    probe()
+        .args(["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
         .stdout_has("ok   pool       partners' first choice edgepool2-xmpp.contoso.com is EdgePool2's SRV target")

@@ -35,6 +35,16 @@ pub fn parse(text: &str, context: &str) -> Vec<Event> {
     events
 }
 
+/// The steps with an apply phase: each changes something, and a completed
+/// failover has verified each (the others only look).
+pub const CHANGING_STEPS: [StepId; 5] = [
+    StepId::ServicesStop,
+    StepId::RouteSet,
+    StepId::DnsA,
+    StepId::DnsSrv,
+    StepId::ServicesStart,
+];
+
 /// One line of a journal: `{"journal_format":1,"run":"<id>", <event>}`.
 #[derive(Debug, Deserialize)]
 pub struct JournalRecord {
@@ -105,6 +115,8 @@ pub trait Events {
     fn last_finished(&self, step: StepId) -> Finished<'_>;
     /// (phase, outcome) of every finished phase of `step`, in order.
     fn phases(&self, step: StepId) -> Vec<(Phase, event::Outcome)>;
+    /// The steps whose verify phase finished verified, in order.
+    fn verified(&self) -> Vec<StepId>;
     /// Every `run_finished`, in order.
     fn run_endings(&self) -> Vec<Ending>;
     /// The last event, which must be `run_finished`.
@@ -160,6 +172,14 @@ impl Events for [Event] {
             .iter()
             .filter(|f| f.step == step)
             .map(|f| (f.phase, f.outcome))
+            .collect()
+    }
+
+    fn verified(&self) -> Vec<StepId> {
+        self.finished()
+            .iter()
+            .filter(|f| f.phase == Phase::Verify && f.outcome == event::Outcome::Verified)
+            .map(|f| f.step)
             .collect()
     }
 

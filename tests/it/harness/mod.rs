@@ -391,6 +391,20 @@ impl Outcome {
         self.events().phases(step)
     }
 
+    /// Each of `steps` finished its verify phase verified (events of
+    /// `--output json`).
+    #[track_caller]
+    pub fn assert_verified(&self, steps: &[StepId]) {
+        let verified = self.events().verified();
+        for step in steps {
+            assert!(
+                verified.contains(step),
+                "{step} not verified; verified: {verified:?}\n{}",
+                self.context()
+            );
+        }
+    }
+
     fn context(&self) -> String {
         format!(
             "--- `{}` stdout\n{}\n--- stderr\n{}",

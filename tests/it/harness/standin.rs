@@ -198,6 +198,18 @@ impl Estate {
         );
     }
 
+    /// A start hung on `server` past the `secs` command timeout: the step
+    /// failed naming it, after the route had been set.
+    #[track_caller]
+    pub fn assert_start_timed_out(&self, out: &crate::harness::Outcome, server: &str, secs: u64) {
+        let line = format!("{server}: Start-CsWindowsService: no answer within {secs}s");
+        assert!(out.stdout.contains(&line), "{}", out.stdout);
+        assert_eq!(
+            self.read()["sites"]["Site2"]["route"],
+            "EdgeServer2.contoso.com"
+        );
+    }
+
     pub fn fault(&self, host: &str, cmdlet: &str, action: &str, message: &str) {
         self.add_fault(
             json!({"host": host, "cmdlet": cmdlet, "action": action, "message": message}),
