@@ -2,39 +2,34 @@
 //! secondary: through the edgefail binary, and at library level where a
 //! test must act between check and apply.
 
-use std::net::TcpListener;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::Run;
-use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, Topo};
+use edgefail::event::Outcome;
+use edgefail::steps::StepId;
+
+use crate::harness::bind::{A_NAME, Bind, Key, POOL1_IP, POOL2_IP, SRV_NAME, ZONE, published};
+use crate::harness::net::{free_port, listen};
+use crate::harness::topology::{Dns, Tsig};
+use crate::harness::{Events, Run};
 
 /// Every step but the two DNS ones needs Lync; leave them out.
-const ONLY_DNS: [&str; 12] = [
-    "--skip",
-    "pool.deployed",
-    "--skip",
-    "services.stop",
-    "--skip",
-    "route.set",
-    "--skip",
-    "port.check",
-    "--skip",
-    "services.start",
-    "--skip",
-    "federation.check",
-];
+const DNS_STEPS: [StepId; 2] = [StepId::DnsA, StepId::DnsSrv];
 
-fn edgefail(command: &[&str], topology: &Path) -> Run {
-    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
-    args.extend(["-t".into(), topology.display().to_string()]);
-    args.extend(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from));
-    args.extend(ONLY_DNS.map(String::from));
-    Run::new(args)
+/// EdgePool1 -> EdgePool2, the DNS steps only.
+fn failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&DNS_STEPS)
 }
 
-fn failover(topology: &Path) -> Run {
-    edgefail(&["failover", "--yes"], topology)
+fn plan(topology: &Path) -> Run {
+    Run::plan(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&DNS_STEPS)
 }
 
 const SRV_BEFORE: &str = "10 0 5269 edgepool1-xmpp.contoso.com.";
@@ -43,10 +38,12 @@ const SRV_BEFORE: &str = "10 0 5269 edgepool1-xmpp.contoso.com.";
 fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let topo = bind.topology(dir.path()).write(dir.path());
     let before = bind.serial(bind.primary.port);
 
-    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+    let out = failover(&topo)
+        .yes()
+        .verbose(2)
         .run()
         .code(0)
         .stdout_has("dns.a            verify verified")
@@ -78,7 +75,8 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
     }
 
     // A second run finds both steps done and changes nothing.
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(0)
         .stdout_has("dns.a            check  already done")
@@ -90,13 +88,15 @@ fn failover_swaps_a_and_srv_and_verify_sees_the_secondary_catch_up() {
 fn failback_restores_the_original_records() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
-    failover(&topo).run().code(0);
-    let mut args: Vec<String> = ["failover", "--yes", "-t"].map(String::from).to_vec();
-    args.push(topo.display().to_string());
-    args.extend(["--from", "EdgePool2", "--to", "EdgePool1"].map(String::from));
-    args.extend(ONLY_DNS.map(String::from));
-    Run::new(args).run().code(0);
+    let topo = bind.topology(dir.path()).write(dir.path());
+    failover(&topo).yes().run().code(0);
+    Run::failover(&topo)
+        .yes()
+        .from("EdgePool2")
+        .to("EdgePool1")
+        .only(&DNS_STEPS)
+        .run()
+        .code(0);
     for port in [bind.primary.port, bind.secondary.port] {
         let (_, a, srv) = bind.state(port);
         assert_eq!(a, vec![POOL1_IP.to_string()]);
@@ -114,20 +114,20 @@ fn failback_restores_the_original_records() {
 fn dry_run_and_plan_leave_the_zone_untouched() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
+    let topo = bind.topology(dir.path()).write(dir.path());
     let before = (
         bind.state(bind.primary.port),
         bind.state(bind.secondary.port),
     );
 
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(4)
         .stdout_has("dns.a            check  would change")
         .stdout_has("- 203.0.113.10 (EdgePool1) [TTL 300]")
         .stdout_has("+ 203.0.113.20 (EdgePool2) [TTL 120]")
         .stdout_has("dns.srv          check  would change");
-    edgefail(&["failover", "--dry-run"], &topo).run().code(4);
+    failover(&topo).dry_run().run().code(4);
 
     let after = (
         bind.state(bind.primary.port),
@@ -141,10 +141,13 @@ fn wrong_secret_is_reported_as_badsig() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let wrong = Key::generate(&bind.key.name, "hmac-sha256");
-    let topo = Topo::for_bind(&bind, dir.path())
-        .with_key(&wrong, dir.path())
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::file(&wrong, &dir.path().join("edgefail-test.key")))
         .write(dir.path());
-    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+    let out = failover(&topo)
+        .yes()
+        .verbose(2)
         .run()
         .code(1)
         .stdout_has("the server rejected the TSIG key \"edgefail-test\" (BADSIG)")
@@ -161,10 +164,12 @@ fn unknown_key_is_reported_as_badkey() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
     let stranger = Key::generate("nosuchkey", "hmac-sha256");
-    let topo = Topo::for_bind(&bind, dir.path())
-        .with_key(&stranger, dir.path())
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::file(&stranger, &dir.path().join("nosuchkey.key")))
         .write(dir.path());
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(1)
         .stdout_has("the server rejected the TSIG key \"nosuchkey\" (BADKEY)")
@@ -176,10 +181,15 @@ fn unknown_key_is_reported_as_badkey() {
 fn a_key_without_update_rights_is_refused() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path())
-        .with_key(&bind.other_key.clone(), dir.path())
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::file(
+            &bind.other_key,
+            &dir.path().join("not-allowed.key"),
+        ))
         .write(dir.path());
-    edgefail(&["failover", "--yes"], &topo)
+    failover(&topo)
+        .yes()
         .run()
         .code(1)
         .stdout_has(&format!(
@@ -193,10 +203,10 @@ fn a_key_without_update_rights_is_refused() {
 fn a_zone_the_servers_do_not_serve_is_named() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.zone = "fabrikam.com".into();
-    let topo = topo.write(dir.path());
-    edgefail(&["plan"], &topo)
+    let topo = published("fabrikam.com")
+        .dns(bind.dns(dir.path()))
+        .write(dir.path());
+    plan(&topo)
         .run()
         .code(1)
         .stdout_has(&format!(
@@ -210,45 +220,28 @@ fn a_zone_the_servers_do_not_serve_is_named() {
 /// 127.0.0.1:`port`, with a fresh key and the given timeout.
 fn lone_server_topology(dir: &Path, port: u16, timeout_secs: u64) -> PathBuf {
     let key = Key::generate("edgefail-test", "hmac-sha256");
-    let keyfile = dir.join("k.key");
-    key.write(&keyfile);
-    Topo {
-        zone: "contoso.com".into(),
-        mode: "rfc2136",
-        primary: format!("127.0.0.1:{port}"),
-        authoritative: vec![format!("127.0.0.1:{port}")],
-        tsig: Some((
-            key.name.clone(),
-            key.algorithm.clone(),
-            format!("secret_file: {}", keyfile.display()),
-        )),
-        timeout_secs,
-        ttl: 120,
-    }
-    .write(dir)
+    let server = format!("127.0.0.1:{port}");
+    published(ZONE)
+        .rfc2136(&server, &[&server])
+        .tsig(Tsig::file(&key, &dir.join("k.key")))
+        .dns_timeout(timeout_secs)
+        .write(dir)
 }
 
 #[test]
 fn primary_down_is_connection_refused() {
     // A port that was free a moment ago, with nothing listening.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let topo = lone_server_topology(dir.path(), port, 2);
-    edgefail(&["failover", "--yes"], &topo)
-        .run()
-        .code(1)
-        .stdout_has(&format!(
-            "connect to DNS server 127.0.0.1:{port}: connection refused"
-        ));
+    failover(&topo).yes().run().code(1).stdout_has(&format!(
+        "connect to DNS server 127.0.0.1:{port}: connection refused"
+    ));
 }
 
 #[test]
 fn a_hung_server_hits_the_explicit_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen(Ipv4Addr::LOCALHOST);
     // Accept and hold every connection; never answer.
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -259,7 +252,7 @@ fn a_hung_server_hits_the_explicit_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let topo = lone_server_topology(dir.path(), port, 1);
     let started = Instant::now();
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(1)
         .stdout_has(&format!(
@@ -279,11 +272,9 @@ fn a_hung_server_hits_the_explicit_timeout() {
 fn manual_mode_prints_the_change_and_needs_a_terminal() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.mode = "manual";
-    topo.tsig = None;
-    let topo = topo.write(dir.path());
-    edgefail(&["failover", "--yes"], &topo)
+    let topo = bind.topology(dir.path()).manual_dns().write(dir.path());
+    failover(&topo)
+        .yes()
         .run()
         .code(1)
         .stderr_has("dns.mode is manual")
@@ -343,7 +334,7 @@ fn primary(bind: &Bind, key: &Key) -> Primary {
 async fn a_change_between_check_and_apply_stops_the_swap() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let ctx = ctx(&Topo::for_bind(&bind, dir.path()).write(dir.path()));
+    let ctx = ctx(&bind.topology(dir.path()).write(dir.path()));
 
     let check = DnsA.check(&ctx, &[]).await;
     assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
@@ -389,10 +380,7 @@ async fn a_change_between_check_and_apply_stops_the_swap() {
 async fn manual_mode_verify_polls_every_server() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.mode = "manual";
-    topo.tsig = None;
-    let ctx = ctx(&topo.write(dir.path()));
+    let ctx = ctx(&bind.topology(dir.path()).manual_dns().write(dir.path()));
     let check = DnsA.check(&ctx, &[]).await;
     assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
     // The operator makes the change by hand.
@@ -497,10 +485,10 @@ fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
     let bind = Bind::start();
     let rogue = bind.start_rogue(7, "198.51.100.7");
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.authoritative.push(rogue.addr());
+    let mut topo = bind.topology(dir.path());
+    topo.dns.authoritative.push(rogue.addr());
     let topo = topo.write(dir.path());
-    edgefail(&["plan"], &topo)
+    plan(&topo)
         .run()
         .code(4)
         .stdout_has(&format!(
@@ -510,13 +498,9 @@ fn servers_that_disagree_are_reported_and_verify_waits_for_them() {
         ));
     // The primary takes the change, the rogue never does: verify gives up
     // at its deadline and names the server it waited for.
-    let mut args: Vec<String> = ["failover", "--yes", "--verify-timeout", "1", "-t"]
-        .map(String::from)
-        .to_vec();
-    args.push(topo.display().to_string());
-    args.extend(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from));
-    args.extend(ONLY_DNS.map(String::from));
-    Run::new(args)
+    failover(&topo)
+        .yes()
+        .verify_timeout(1)
         .run()
         .code(3)
         .stdout_has("dns.a            verify verify failed")
@@ -531,12 +515,14 @@ fn a_missing_a_record_is_created_with_an_absent_prerequisite() {
     let bind = Bind::start();
     bind.nsupdate("update delete xmpp.contoso.com A");
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
     // This time the secret comes from the environment.
-    let (name, alg, _) = topo.tsig.take().unwrap();
-    topo.tsig = Some((name, alg, "secret_env: EDGEFAIL_TEST_TSIG".into()));
-    let topo = topo.write(dir.path());
-    let out = edgefail(&["-vv", "failover", "--yes"], &topo)
+    let topo = bind
+        .topology(dir.path())
+        .tsig(Tsig::env(&bind.key, "EDGEFAIL_TEST_TSIG"))
+        .write(dir.path());
+    let out = failover(&topo)
+        .yes()
+        .verbose(2)
         .env("EDGEFAIL_TEST_TSIG", &bind.key.secret)
         .run()
         .code(0)
@@ -552,28 +538,17 @@ fn a_missing_a_record_is_created_with_an_absent_prerequisite() {
 fn plan_json_lists_each_change_old_and_new() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo::for_bind(&bind, dir.path()).write(dir.path());
-    let out = edgefail(&["plan", "--output", "json"], &topo).run().code(4);
+    let topo = bind.topology(dir.path()).write(dir.path());
+    let out = plan(&topo).json().run().code(4);
     let events = out.events();
-    let a = events
-        .iter()
-        .find(|e| e["type"] == "phase_finished" && e["step"] == "dns.a")
-        .expect("dns.a check event");
-    assert_eq!(a["outcome"], "would_change");
-    assert_eq!(a["changes"][0]["what"], "xmpp.contoso.com A");
-    assert_eq!(a["changes"][0]["old"], "203.0.113.10 (EdgePool1) [TTL 300]");
-    assert_eq!(a["changes"][0]["new"], "203.0.113.20 (EdgePool2) [TTL 120]");
-    let srv = events
-        .iter()
-        .find(|e| e["type"] == "phase_finished" && e["step"] == "dns.srv")
-        .expect("dns.srv check event");
-    assert_eq!(srv["changes"].as_array().map(|c| c.len()), Some(2));
-    assert!(
-        srv["summary"]
-            .as_str()
-            .unwrap()
-            .contains("a lower number is preferred")
-    );
+    let a = events.first_finished(StepId::DnsA);
+    assert_eq!(a.outcome, Outcome::WouldChange);
+    assert_eq!(a.changes[0].what, "xmpp.contoso.com A");
+    assert_eq!(a.changes[0].old, "203.0.113.10 (EdgePool1) [TTL 300]");
+    assert_eq!(a.changes[0].new, "203.0.113.20 (EdgePool2) [TTL 120]");
+    let srv = events.first_finished(StepId::DnsSrv);
+    assert_eq!(srv.changes.len(), 2);
+    assert!(srv.summary.contains("a lower number is preferred"));
 }
 
 /// Manual mode end to end, on a terminal (a pty from `script`): edgefail
@@ -583,22 +558,8 @@ fn plan_json_lists_each_change_old_and_new() {
 fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
     let bind = Bind::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut topo = Topo::for_bind(&bind, dir.path());
-    topo.mode = "manual";
-    topo.tsig = None;
-    let topo = topo.write(dir.path());
-    let mut args = vec![
-        "failover".to_string(),
-        "--yes".into(),
-        "-t".into(),
-        topo.display().to_string(),
-        "--from".into(),
-        "EdgePool1".into(),
-        "--to".into(),
-        "EdgePool2".into(),
-    ];
-    args.extend(ONLY_DNS.iter().map(|s| s.to_string()));
-    let mut pty = crate::harness::pty::Pty::edgefail(&args);
+    let topo = bind.topology(dir.path()).manual_dns().write(dir.path());
+    let mut pty = failover(&topo).yes().on_terminal();
 
     pty.wait_for("Type 'done'", 1);
     assert!(
@@ -630,8 +591,7 @@ fn manual_mode_on_a_terminal_waits_for_done_then_verifies() {
 /// A server that answers every TCP query with a bare SERVFAIL header.
 fn servfail_server() -> u16 {
     use std::io::{Read, Write};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let (listener, port) = listen(Ipv4Addr::LOCALHOST);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -666,17 +626,17 @@ fn servfail_server() -> u16 {
 fn servfail_names_the_server_and_what_to_check() {
     let port = servfail_server();
     let dir = tempfile::tempdir().unwrap();
-    let topo = Topo {
-        zone: "contoso.com".into(),
-        mode: "manual",
-        primary: format!("127.0.0.1:{port}"),
-        authoritative: vec![format!("127.0.0.1:{port}")],
-        tsig: None,
-        timeout_secs: 2,
-        ttl: 120,
-    }
-    .write(dir.path());
-    edgefail(&["plan"], &topo)
+    let server = format!("127.0.0.1:{port}");
+    let topo = published(ZONE)
+        .dns(Dns {
+            mode: Some("manual"),
+            primary: Some(server.clone()),
+            authoritative: vec![server],
+            tsig: None,
+            timeout_secs: Some(2),
+        })
+        .write(dir.path());
+    plan(&topo)
         .run()
         .code(1)
         .stdout_has(&format!(

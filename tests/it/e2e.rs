@@ -4,17 +4,20 @@
 //! target pool is live. Also the fault matrix's DNS and port cases, each
 //! followed by a `--resume` that completes with nothing done twice.
 
-use std::net::SocketAddr;
-
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::harness::bind::{A_NAME, Bind, SRV_NAME, Topo};
+use edgefail::event::{Outcome, RunOutcome};
+use edgefail::steps::StepId;
+
+use crate::harness::bind::{A_NAME, Bind, SRV_NAME};
 use crate::harness::dnsproxy::{DnsProxy, OnUpdate};
+use crate::harness::events::CHANGING_STEPS;
 use crate::harness::net::FullBacklog;
 use crate::harness::prosody::Prosody;
 use crate::harness::standin::Estate;
-use crate::harness::{Run, journal_records};
+use crate::harness::topology::Topology;
+use crate::harness::{Events, Run, journal_events};
 
 /// The stand-in estate's topology, with BIND's DNS section, Prosody's port,
 /// and the target Edge server published where Prosody listens. With
@@ -25,39 +28,19 @@ fn topology_via(
     bind: &Bind,
     prosody: &Prosody,
     primary: Option<SocketAddr>,
-) -> std::path::PathBuf {
-    let dns = Topo::for_bind(bind, estate.dir.path()).yaml();
-    let start = dns.find("dns:\n").expect("dns section");
-    let end = dns.find("management:\n").expect("management section");
-    let mut dns = dns[start..end].to_string();
+) -> Topology {
+    let mut t = Topology::estate(estate)
+        .dns(bind.dns(estate.dir.path()))
+        .srv_targets()
+        .xmpp_port(prosody.addr.port())
+        .accept_untrusted_cert()
+        .address("EdgeServer2.contoso.com", "127.0.0.1");
+    t.xmpp.connect_timeout_ms = Some(1000);
     if let Some(proxy) = primary {
-        dns = dns.replace(&bind.primary.addr(), &proxy.to_string());
+        t.dns.primary = Some(proxy.to_string());
+        t.dns.authoritative[0] = proxy.to_string();
     }
-    estate.topology_with(|t| {
-        let cut = t.find("dns:\n").expect("dns");
-        let resume = t.find("management:\n").expect("management");
-        let t = format!("{}{}{}", &t[..cut], dns, &t[resume..]);
-        t.replace(
-            "  port: 5269\n",
-            &format!(
-                "  port: {}\n  accept_untrusted_cert: true\n  connect_timeout_ms: 1000\n",
-                prosody.addr.port()
-            ),
-        )
-        .replace("external_ipv4: 127.0.0.20", "external_ipv4: 127.0.0.1")
-        .replace(
-            "srv_priority: 10\n",
-            "srv_priority: 10\n        srv_target: edgepool1-xmpp.contoso.com\n",
-        )
-        .replace(
-            "srv_priority: 20\n",
-            "srv_priority: 20\n        srv_target: edgepool2-xmpp.contoso.com\n",
-        )
-    })
-}
-
-fn topology(estate: &Estate, bind: &Bind, prosody: &Prosody) -> std::path::PathBuf {
-    topology_via(estate, bind, prosody, None)
+    t
 }
 
 #[test]
@@ -66,78 +49,39 @@ fn every_step_for_real_then_a_second_run_changes_nothing() {
     let prosody = Prosody::shared();
     let _log = prosody.log_on_panic();
     let estate = Estate::new(0);
-    let topology = topology(&estate, &bind, &prosody);
+    let topology = topology_via(&estate, &bind, &prosody, None).write(estate.dir.path());
     let journal = estate.path("journal.jsonl");
-    let args = |extra: &[&str]| {
-        let mut a = vec![
-            "failover".to_string(),
-            "--from".into(),
-            "EdgePool1".into(),
-            "--to".into(),
-            "EdgePool2".into(),
-            "-t".into(),
-            topology.display().to_string(),
-            "--journal".into(),
-            journal.display().to_string(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let failover = || {
+        Run::failover(&topology)
+            .from("EdgePool1")
+            .to("EdgePool2")
+            .journal(&journal)
     };
 
     // The dry run reads everything and changes nothing anywhere.
     let serial = bind.serial(bind.primary.port);
     let world = estate.world();
-    Run::new(args(&["--dry-run"])).run().code(4);
+    failover().dry_run().run().code(4);
     assert_eq!(bind.serial(bind.primary.port), serial);
     assert_eq!(estate.world(), world);
 
-    let out = Run::new(args(&["--yes", "--output", "json", "-vv"]))
-        .run()
-        .code(0);
+    let out = failover().yes().json().verbose(2).run().code(0);
     let events = out.events();
-    let verified: Vec<&str> = events
-        .iter()
-        .filter(|e| {
-            e["type"] == "phase_finished" && e["phase"] == "verify" && e["outcome"] == "verified"
-        })
-        .map(|e| e["step"].as_str().unwrap())
-        .collect();
-    for step in [
-        "services.stop",
-        "route.set",
-        "dns.a",
-        "dns.srv",
-        "services.start",
-    ] {
-        assert!(
-            verified.contains(&step),
-            "{step} not verified; verified: {verified:?}\n{}",
-            out.stdout
-        );
-    }
+    out.assert_verified(&CHANGING_STEPS);
     // Steps 6 and 8 only look: in the run, right before they would apply,
     // their checks pass, which is the whole step.
-    for step in ["port.check", "federation.check"] {
-        let last = events
-            .iter()
-            .rfind(|e| e["type"] == "phase_finished" && e["step"] == step)
-            .unwrap();
-        assert_eq!(last["outcome"], "already_done", "{last}");
+    for step in [StepId::PortCheck, StepId::FederationCheck] {
+        let last = events.last_finished(step);
+        assert_eq!(last.outcome, Outcome::AlreadyDone, "{}", last.json());
     }
-    let partner = events
-        .iter()
-        .rfind(|e| e["step"] == "federation.check")
-        .unwrap();
-    let partner_text = partner.to_string();
+    // The step's last event (its check: it has no other phase), all of it.
+    let partner = events.last_finished(StepId::FederationCheck).json();
+    assert!(partner.contains("edgepool2-xmpp.contoso.com"), "{partner}");
     assert!(
-        partner_text.contains("edgepool2-xmpp.contoso.com"),
-        "{partner}"
-    );
-    assert!(
-        partner_text.contains("self-signed") || partner_text.contains("untrusted"),
+        partner.contains("self-signed") || partner.contains("untrusted"),
         "the accepted chain must be said: {partner}"
     );
-    assert_eq!(events.last().unwrap()["outcome"], "completed");
+    assert_eq!(out.run_finished().0, RunOutcome::Completed);
 
     // What the world now looks like, read from each server directly.
     bind.wait_in_sync();
@@ -168,7 +112,7 @@ fn every_step_for_real_then_a_second_run_changes_nothing() {
     }
 
     let serial = bind.serial(bind.primary.port);
-    let again = Run::new(args(&["--yes"])).run().code(0);
+    let again = failover().yes().run().code(0);
     assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
     assert_eq!(
         bind.serial(bind.primary.port),
@@ -188,14 +132,13 @@ struct Matrix {
 
 impl Matrix {
     /// BIND behind a proxy, Prosody, the stand-in; `edit` changes the topology.
-    fn new(edit: impl FnOnce(String) -> String) -> Matrix {
+    fn new(edit: impl FnOnce(Topology) -> Topology) -> Matrix {
         let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
         let prosody = Prosody::shared();
         let proxy = DnsProxy::start(bind.primary.addr().parse().unwrap());
         let estate = Estate::new(0);
-        let path = topology_via(&estate, &bind, &prosody, Some(proxy.addr));
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, edit(text)).unwrap();
+        let path =
+            edit(topology_via(&estate, &bind, &prosody, Some(proxy.addr))).write(estate.dir.path());
         Matrix {
             bind,
             prosody,
@@ -209,32 +152,25 @@ impl Matrix {
         self.estate.path("journal.jsonl")
     }
 
-    fn run(&self, extra: &[&str]) -> Run {
-        let mut a: Vec<String> = vec![
-            "failover".into(),
-            "--yes".into(),
-            "-t".into(),
-            self.topology.display().to_string(),
-            "--journal".into(),
-            self.journal().display().to_string(),
-        ];
-        a.extend(extra.iter().map(|s| s.to_string()));
-        Run::new(a)
+    fn run(&self) -> Run {
+        Run::failover(&self.topology).yes().journal(&self.journal())
     }
 
     fn failover(&self) -> Run {
-        self.run(&["--from", "EdgePool1", "--to", "EdgePool2"])
+        self.run().from("EdgePool1").to("EdgePool2")
     }
 
     fn resume(&self) -> Run {
-        self.run(&["--resume"])
+        self.run().resume()
     }
 
-    fn last_finish(&self) -> serde_json::Value {
-        journal_records(&self.journal())
-            .into_iter()
-            .rfind(|r| r["type"] == "run_finished")
+    /// The outcome of the last run_finished in the journal.
+    fn last_outcome(&self) -> RunOutcome {
+        journal_events(&self.journal())
+            .run_endings()
+            .pop()
             .expect("a run_finished record")
+            .0
     }
 
     /// The failover is complete for the world, and every Lync action ran once.
@@ -277,7 +213,7 @@ fn dns_primary_down_during_step_4_then_resume() {
         "the server is named: {}",
         out.stdout
     );
-    assert_eq!(m.last_finish()["outcome"], "failed");
+    assert_eq!(m.last_outcome(), RunOutcome::Failed);
     assert_eq!(m.proxy.updates_forwarded(), 0);
 
     m.proxy.up();
@@ -304,7 +240,7 @@ fn a_concurrent_change_gives_a_clear_nxrrset_stop_then_resume() {
         "{}",
         out.stdout
     );
-    assert_eq!(m.last_finish()["outcome"], "failed");
+    assert_eq!(m.last_outcome(), RunOutcome::Failed);
     // Never half-changed: exactly the other writer's answer.
     assert_eq!(
         m.bind.dig(m.bind.primary.port, A_NAME, "A"),
@@ -341,7 +277,7 @@ fn sigint_during_step_4_lets_the_update_finish_then_resume() {
         "the update in flight finished: {}",
         out.stdout
     );
-    assert_eq!(m.last_finish()["outcome"], "interrupted");
+    assert_eq!(m.last_outcome(), RunOutcome::Interrupted);
     assert_eq!(
         m.bind.dig(m.bind.primary.port, A_NAME, "A"),
         vec!["127.0.0.1".to_string()]
@@ -357,7 +293,7 @@ fn port_filtered_at_step_6_blocks_before_any_change_then_resume() {
     // Hold Prosody for the whole test: the matrix must see the same port.
     let prosody = Prosody::shared();
     let filtered = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 21), prosody.addr.port());
-    let m = Matrix::new(|t| t.replace("external_ipv4: 127.0.0.1\n", "external_ipv4: 127.0.0.21\n"));
+    let m = Matrix::new(|t| t.address("EdgeServer2.contoso.com", "127.0.0.21"));
     let out = m.failover().run().code(1);
     assert!(
         out.stdout.contains("port.check       check  blocked"),

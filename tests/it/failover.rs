@@ -1,21 +1,29 @@
 //! plan and failover through the real binary against the PowerShell stand-in
 //! (steps 1-3 and 7; DNS and the port probe are skipped here).
 
+use std::path::Path;
+
+use edgefail::event::{Event, Outcome, Phase, RunOutcome};
+use edgefail::steps::StepId;
 use serde_json::json;
 
-use crate::harness::Run;
-use crate::harness::standin::{Estate, SKIP_NON_LYNC};
+use crate::harness::standin::{Estate, LYNC_STEPS};
+use crate::harness::topology::Topology;
+use crate::harness::{Events, Run};
 
-fn args<'a>(cmd: &'a [&'a str], topology: &'a std::path::Path) -> Vec<std::ffi::OsString> {
-    let mut v: Vec<std::ffi::OsString> = cmd.iter().map(|s| s.into()).collect();
-    v.extend(
-        ["--from", "EdgePool1", "--to", "EdgePool2", "-t"]
-            .iter()
-            .map(|s| s.into()),
-    );
-    v.push(topology.as_os_str().to_owned());
-    v.extend(SKIP_NON_LYNC.iter().map(|s| s.into()));
-    v
+/// EdgePool1 -> EdgePool2, the Lync steps only.
+fn failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
+}
+
+fn plan(topology: &Path) -> Run {
+    Run::plan(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
 }
 
 #[test]
@@ -24,7 +32,7 @@ fn plan_and_dry_run_change_nothing_and_say_what_would_change() {
     let topology = estate.topology();
     let before = estate.world();
 
-    let out = Run::new(args(&["plan"], &topology)).run().code(4);
+    let out = plan(&topology).run().code(4);
     for line in [
         "pool.deployed    check  already done",
         "services.stop    check  would change",
@@ -39,9 +47,7 @@ fn plan_and_dry_run_change_nothing_and_say_what_would_change() {
             out.stdout
         );
     }
-    Run::new(args(&["failover", "--dry-run"], &topology))
-        .run()
-        .code(4);
+    failover(&topology).dry_run().run().code(4);
 
     assert_eq!(estate.world(), before, "a dry run changed the estate");
     assert!(
@@ -59,9 +65,7 @@ fn plan_and_dry_run_change_nothing_and_say_what_would_change() {
 fn failover_runs_steps_in_order_then_a_second_run_changes_nothing() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    let out = Run::new(args(&["failover", "--yes"], &topology))
-        .run()
-        .code(0);
+    let out = failover(&topology).yes().run().code(0);
     crate::harness::assert_lync_steps_verified(&out);
     // The plan comes first, then the run with its own fresh checks.
     let plan_end = out
@@ -104,56 +108,41 @@ fn failover_runs_steps_in_order_then_a_second_run_changes_nothing() {
             .all(|(h, _)| h != "EdgeServer1.contoso.com")
     );
 
-    let again = Run::new(args(&["failover", "--yes"], &topology))
-        .run()
-        .code(0);
+    let again = failover(&topology).yes().run().code(0);
     assert!(again.stdout.contains("Nothing to do"), "{}", again.stdout);
     assert_eq!(estate.writes().len(), 3, "the second run changed something");
 
     // And plan now says there is nothing pending.
-    Run::new(args(&["plan"], &topology)).run().code(0);
+    plan(&topology).run().code(0);
 }
 
 #[test]
 fn json_output_is_one_event_per_line_with_step_ids() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    let mut a = args(&["failover", "--yes", "--output", "json"], &topology);
-    a.push("-q".into());
-    let out = Run::new(a).run().code(0);
+    let out = failover(&topology).yes().json().quiet().run().code(0);
+    // Every line parses as the library's own Event, the documented schema:
+    // a phase event without its step id or with another phase, a
+    // phase_finished without duration_ms, outcome or summary, fails here.
     let events = out.events();
-    assert_eq!(events.first().unwrap()["type"], "run_started");
-    assert_eq!(
-        events.first().unwrap()["steps"].as_array().unwrap().len(),
-        8
-    );
-    let last = events.last().unwrap();
-    assert_eq!(last["type"], "run_finished");
-    assert_eq!(last["outcome"], "completed");
-    assert_eq!(last["exit_code"], 0);
-    for e in &events {
-        let t = e["type"].as_str().unwrap();
-        if t.starts_with("phase_") {
-            assert!(e["step"].is_string(), "step event without step id: {e}");
-            assert!(["check", "apply", "verify"].contains(&e["phase"].as_str().unwrap()));
-        }
-        if t == "phase_finished" {
-            assert!(
-                e["duration_ms"].is_u64() && e["outcome"].is_string() && e["summary"].is_string()
-            );
-        }
+    assert_eq!(events.len(), out.stdout.lines().count(), "{}", out.stdout);
+    match events.first() {
+        Some(Event::RunStarted { steps, .. }) => assert_eq!(steps.len(), 8),
+        other => panic!("the first event is not run_started: {other:?}"),
     }
+    let (outcome, exit_code, _) = out.run_finished();
+    assert_eq!((outcome, exit_code), (RunOutcome::Completed, 0));
     let route_verify = events
-        .iter()
-        .find(|e| {
-            e["type"] == "phase_finished" && e["step"] == "route.set" && e["phase"] == "verify"
-        })
+        .finished()
+        .into_iter()
+        .find(|f| f.step == StepId::RouteSet && f.phase == Phase::Verify)
         .expect("route.set verify event");
-    assert_eq!(route_verify["outcome"], "verified");
-    let skipped: Vec<_> = events
+    assert_eq!(route_verify.outcome, Outcome::Verified);
+    let skipped: Vec<&str> = events
+        .finished()
         .iter()
-        .filter(|e| e["outcome"] == "skipped")
-        .map(|e| e["step"].as_str().unwrap().to_string())
+        .filter(|f| f.outcome == Outcome::Skipped)
+        .map(|f| f.step.as_str())
         .collect();
     // Once in the plan, once in the run's own fresh checks.
     assert_eq!(
@@ -169,21 +158,13 @@ fn json_output_is_one_event_per_line_with_step_ids() {
             "federation.check"
         ]
     );
-    // Parse the events with the library's own types too.
-    for line in out.stdout.lines() {
-        serde_json::from_str::<edgefail::event::Event>(line)
-            .expect("event matches the documented schema");
-    }
 }
 
 #[test]
 fn without_terminal_or_yes_it_refuses_before_contacting_anything() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    Run::new(args(&["failover"], &topology))
-        .run()
-        .code(2)
-        .stderr_has("pass --yes");
+    failover(&topology).run().code(2).stderr_has("pass --yes");
     assert!(
         estate.log().is_empty(),
         "contacted machines: {:?}",
@@ -195,50 +176,36 @@ fn without_terminal_or_yes_it_refuses_before_contacting_anything() {
 fn bad_pool_choices_are_usage_errors() {
     let estate = Estate::new(0);
     let t = estate.topology();
-    let t = t.to_str().unwrap();
-    Run::new(["plan", "-t", t, "--from", "EdgePool2", "--to", "edgepool2"])
+    Run::plan(&t)
+        .from("EdgePool2")
+        .to("edgepool2")
         .run()
         .code(2)
         .stderr_has("both name EdgePool2");
-    Run::new(["plan", "-t", t, "--from", "EdgePool1", "--to", "EdgePool9"])
+    Run::plan(&t)
+        .from("EdgePool1")
+        .to("EdgePool9")
         .run()
         .code(2)
         .stderr_has("no pool named 'EdgePool9' in the topology (pools: EdgePool1, EdgePool2)");
-    Run::new([
-        "plan",
-        "-t",
-        t,
-        "--from",
-        "EdgePool1",
-        "--to",
-        "EdgePool2",
-        "--skip",
-        "dns.aaaa",
-    ])
-    .run()
-    .code(2)
-    .stderr_has("--skip dns.aaaa: no such step");
+    Run::plan(&t)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .skip("dns.aaaa")
+        .run()
+        .code(2)
+        .stderr_has("--skip dns.aaaa: no such step");
 
-    let sfb2019 = estate.topology_with(|t| {
-        t.replacen(
-            "version: lync2013\n        srv_priority: 20",
-            "version: sfb2019\n        srv_priority: 20",
-            1,
-        )
-    });
-    let out = Run::new([
-        "failover",
-        "--dry-run",
-        "-t",
-        sfb2019.to_str().unwrap(),
-        "--from",
-        "EdgePool1",
-        "--to",
-        "EdgePool2",
-    ])
-    .run()
-    .code(2)
-    .stderr_has("has no XMPP gateway");
+    let sfb2019 = Topology::estate(&estate)
+        .version("EdgePool2", "sfb2019")
+        .write(estate.dir.path());
+    let out = Run::failover(&sfb2019)
+        .dry_run()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .run()
+        .code(2)
+        .stderr_has("has no XMPP gateway");
     assert!(out.stderr.contains("Skype for Business Server 2019"));
     assert!(estate.log().is_empty());
 }
@@ -253,9 +220,7 @@ fn one_server_failing_to_stop_fails_the_step_and_nothing_later_runs() {
         "Cannot stop service 'RTCSRV' on computer '.'.",
     );
     let topology = estate.topology();
-    let out = Run::new(args(&["failover", "--yes", "--parallel", "2"], &topology))
-        .run()
-        .code(1);
+    let out = failover(&topology).yes().parallel(2).run().code(1);
     estate.assert_stop_failed_on(
         &out,
         "EdgeServer2b.contoso.com",
@@ -273,21 +238,14 @@ fn a_hanging_server_hits_its_timeout() {
         "",
     );
     let topology = estate.topology();
-    let mut a = args(&["failover", "--yes", "--command-timeout", "2"], &topology);
-    a.push("--verify-timeout".into());
-    a.push("5".into());
-    let out = Run::new(a).run().code(1);
-    assert!(
-        out.stdout
-            .contains("EdgeServer2b.contoso.com: Start-CsWindowsService: no answer within 2s"),
-        "{}",
-        out.stdout
-    );
+    let out = failover(&topology)
+        .yes()
+        .command_timeout(2)
+        .verify_timeout(5)
+        .run()
+        .code(1);
     // The route was set before the start step.
-    assert_eq!(
-        estate.read()["sites"]["Site2"]["route"],
-        "EdgeServer2.contoso.com"
-    );
+    estate.assert_start_timed_out(&out, "EdgeServer2b.contoso.com", 2);
 }
 
 #[test]
@@ -299,9 +257,7 @@ fn services_that_settle_slowly_are_polled_until_they_hold() {
         }
     });
     let topology = estate.topology();
-    let out = Run::new(args(&["failover", "--yes", "-v"], &topology))
-        .run()
-        .code(0);
+    let out = failover(&topology).yes().verbose(1).run().code(0);
     assert!(
         out.stdout.contains("services.stop    verify verified"),
         "{}",
@@ -315,9 +271,7 @@ fn services_that_never_settle_fail_verify_with_exit_3() {
     let estate = Estate::new(0);
     estate.edit(|v| v["hosts"]["EdgeServer2.contoso.com"]["settle_reads"] = json!(100000));
     let topology = estate.topology();
-    let mut a = args(&["failover", "--yes"], &topology);
-    a.extend(["--verify-timeout".into(), "1".into()]);
-    let out = Run::new(a).run().code(3);
+    let out = failover(&topology).yes().verify_timeout(1).run().code(3);
     assert!(
         out.stdout
             .contains("EdgeServer2.contoso.com: REPLICA StopPending"),
@@ -336,9 +290,7 @@ fn route_parameter_spelled_as_the_cmdlet_reference_takes_a_service_identity() {
     let estate = Estate::new(0);
     estate.edit(|v| v["set_cssite_parameter"] = json!("XmppFederationRoute"));
     let topology = estate.topology();
-    let out = Run::new(args(&["failover", "--yes"], &topology))
-        .run()
-        .code(0);
+    let out = failover(&topology).yes().run().code(0);
     assert!(
         out.stdout
             .contains("-XmppFederationRoute EdgeServer:EdgeServer2.contoso.com"),
@@ -354,16 +306,10 @@ fn route_parameter_spelled_as_the_cmdlet_reference_takes_a_service_identity() {
 #[test]
 fn a_pinned_route_parameter_the_shell_lacks_blocks_the_run() {
     let estate = Estate::new(0);
-    let topology = estate.topology_with(|t| {
-        t.replacen(
-            "management:\n  transport:",
-            "management:\n  route_parameter: XmppFederationRoute\n  transport:",
-            1,
-        )
-    });
-    let out = Run::new(args(&["failover", "--yes"], &topology))
-        .run()
-        .code(1);
+    let topology = Topology::estate(&estate)
+        .route_parameter("XmppFederationRoute")
+        .write(estate.dir.path());
+    let out = failover(&topology).yes().run().code(1);
     assert!(
         out.stdout
             .contains("pins route_parameter XmppFederationRoute"),
@@ -378,9 +324,7 @@ fn cms_replication_lag_is_waited_for() {
     let estate = Estate::new(0);
     estate.edit(|v| v["replication_lag_reads"] = json!(3));
     let topology = estate.topology();
-    let out = Run::new(args(&["failover", "--yes"], &topology))
-        .run()
-        .code(0);
+    let out = failover(&topology).yes().run().code(0);
     assert!(
         out.stdout.contains("all 2 CMS replica(s) up to date"),
         "{}",
@@ -399,9 +343,7 @@ fn a_pool_the_cms_does_not_know_blocks_everything() {
             .remove("edgepool2.contoso.com");
     });
     let topology = estate.topology();
-    let out = Run::new(args(&["failover", "--yes"], &topology))
-        .run()
-        .code(1);
+    let out = failover(&topology).yes().run().code(1);
     assert!(
         out.stdout.contains("pool.deployed    check  blocked"),
         "{}",
@@ -415,12 +357,7 @@ fn a_pool_the_cms_does_not_know_blocks_everything() {
 fn on_a_terminal_it_asks_and_only_yes_proceeds() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    let a: Vec<String> = args(&["failover"], &topology)
-        .into_iter()
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect();
-
-    let mut pty = crate::harness::pty::Pty::edgefail(&a);
+    let mut pty = failover(&topology).on_terminal();
     pty.wait_for("Type 'yes' to proceed", 1);
     assert!(
         pty.seen.contains("services.stop    check  would change"),
@@ -440,7 +377,7 @@ fn on_a_terminal_it_asks_and_only_yes_proceeds() {
         estate.writes()
     );
 
-    let mut pty = crate::harness::pty::Pty::edgefail(&a);
+    let mut pty = failover(&topology).on_terminal();
     pty.wait_for("Type 'yes' to proceed", 1);
     pty.type_line("yes");
     let (status, seen) = pty.finish();

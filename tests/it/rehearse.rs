@@ -4,62 +4,56 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use edgefail::event::{Event, Outcome, Phase, RunOutcome};
+use edgefail::steps::StepId;
 use serde_json::Value;
 
-use crate::harness::{Outcome, Run};
-
-/// The README's first set-up command, after `cargo run --release --`.
-const README_ARGS: [&str; 7] = [
-    "rehearse",
-    "-t",
-    "runbooks/contoso.yaml",
-    "--from",
-    "EdgePool1",
-    "--to",
-    "EdgePool2",
-];
+use crate::harness::events::CHANGING_STEPS;
+use crate::harness::topology::{
+    Dns, Pool, Secret, Server, Site, Timeouts, Topology, Transport, Tsig,
+};
+use crate::harness::{Events, Run};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn rehearse(extra: &[&str]) -> Outcome {
-    let mut args: Vec<&str> = README_ARGS.to_vec();
-    args.extend_from_slice(extra);
-    Run::new(args).current_dir(&repo()).run()
+/// The README's first set-up command, after `cargo run --release --`, run
+/// from the repository.
+fn readme_rehearsal() -> Run {
+    Run::rehearse(Path::new("runbooks/contoso.yaml"))
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .current_dir(&repo())
 }
 
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
+/// The lines of `kind` among a rehearsal's own (untyped) lines.
+fn of_type<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|e| e["type"] == kind).collect()
 }
 
 /// Every step that changed something was verified, and the run completed.
 #[track_caller]
-fn assert_completed(events: &[Value], stdout: &str) {
-    let finished = of_type(events, "run_finished");
-    let last = finished.last().expect("a run_finished event");
-    assert_eq!(last["outcome"], "completed", "{stdout}");
-    assert_eq!(last["exit_code"], 0, "{stdout}");
-    let phases = of_type(events, "phase_finished");
+fn assert_completed(events: &[Event], stdout: &str) {
+    let (outcome, exit_code, _) = events.run_endings().pop().expect("a run_finished event");
+    assert_eq!(outcome, RunOutcome::Completed, "{stdout}");
+    assert_eq!(exit_code, 0, "{stdout}");
+    assert!(!events.finished().is_empty());
     // Only the last run counts: a drill's failed run precedes it.
     let start = events
         .iter()
-        .rposition(|e| e["type"] == "run_started")
+        .rposition(|e| matches!(e, Event::RunStarted { .. }))
         .expect("run_started");
-    let last_run: Vec<&Value> = events[start..]
-        .iter()
-        .filter(|e| e["type"] == "phase_finished")
-        .collect();
-    assert!(!phases.is_empty());
+    let last_run = events[start..].finished();
     for applied in last_run
         .iter()
-        .filter(|e| e["phase"] == "apply" && e["outcome"] == "changed")
+        .filter(|f| f.phase == Phase::Apply && f.outcome == Outcome::Changed)
     {
-        let step = &applied["step"];
+        let step = applied.step;
         assert!(
-            last_run.iter().any(|e| e["step"] == *step
-                && e["phase"] == "verify"
-                && e["outcome"] == "verified"),
+            last_run
+                .iter()
+                .any(|f| f.is(step, Phase::Verify, Outcome::Verified)),
             "{step} changed something but was not verified:\n{stdout}"
         );
     }
@@ -68,106 +62,100 @@ fn assert_completed(events: &[Value], stdout: &str) {
 #[test]
 fn the_readme_command_rehearses_to_completion() {
     let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
-    let command = format!("cargo run --release -- {}", README_ARGS.join(" "));
+    let command = format!(
+        "cargo run --release -- {}",
+        readme_rehearsal().command_line()
+    );
     assert!(
         readme.contains(&command),
         "the README no longer shows `{command}`"
     );
-    rehearse(&[])
+    readme_rehearsal()
+        .run()
         .code(0)
         .stdout_has("REHEARSAL of EdgePool1 -> EdgePool2")
         .stdout_has("nothing real is contacted or changed")
         .stdout_has("self-signed certificate for contoso.com")
         .stdout_has("Failover complete: XMPP federation now runs through EdgePool2");
 
-    let out = rehearse(&["--output", "json", "--delay-ms", "0"]).code(0);
+    let out = readme_rehearsal().json().delay_ms(0).run().code(0);
     let events = out.events();
     assert_completed(&events, &out.stdout);
     // federation.check changes nothing: its re-check right before it runs
     // may already find partners reaching the new pool ("already done").
-    for step in [
-        "services.stop",
-        "route.set",
-        "dns.a",
-        "dns.srv",
-        "services.start",
-    ] {
-        assert!(
-            events.iter().any(|e| e["type"] == "phase_finished"
-                && e["step"] == step
-                && e["phase"] == "verify"
-                && e["outcome"] == "verified"),
-            "{step} was not verified:\n{}",
-            out.stdout
-        );
-    }
-    let federation = events
-        .iter()
-        .rfind(|e| e["type"] == "phase_finished" && e["step"] == "federation.check")
-        .expect("federation.check ran");
+    out.assert_verified(&CHANGING_STEPS);
+    let federation = events.last_finished(StepId::FederationCheck);
     assert!(
-        federation["outcome"] == "verified" || federation["outcome"] == "already_done",
-        "{federation}"
+        matches!(federation.outcome, Outcome::Verified | Outcome::AlreadyDone),
+        "{}",
+        federation.json()
     );
 }
 
 /// A topology with `sites` sites, one pool each (EdgePool1..), `per_pool`
 /// Edge servers per pool, and addresses that are not loopback.
-fn big_topology(dir: &Path, sites: usize, per_pool: usize) -> PathBuf {
-    let mut y = String::from(
-        "version: 1\nxmpp: { domain: fabrikam.example, a_record: xmpp.fabrikam.example, port: 5269, ttl: 300 }\n\
-         dns:\n  zone: fabrikam.example\n  primary: 192.0.2.53\n  authoritative: [192.0.2.53, 198.51.100.53]\n\
-         \x20 tsig: { name: edgefail-fabrikam, algorithm: hmac-sha256, secret_env: FABRIKAM_TSIG_NOT_SET }\n\
-         management:\n  transport: { type: local, program: pwsh, module: Lync }\n\
-         timeouts: { command_secs: 120, verify_secs: 300, poll_ms: 1000 }\nsites:\n",
-    );
-    for s in 1..=sites {
-        y.push_str(&format!(
-            "  - name: Site{s}\n    pools:\n      - name: EdgePool{s}\n        fqdn: edgepool{s}.fabrikam.example\n        version: sfb2015\n        srv_priority: {}\n        srv_target: edgepool{s}-xmpp.fabrikam.example\n        servers:\n",
-            s * 10
-        ));
-        for n in 1..=per_pool {
-            y.push_str(&format!(
-                "          - fqdn: edge{s}-{n}.fabrikam.example\n            external_ipv4: 203.0.113.{}\n            transport: {{ type: local, program: pwsh, module: Lync }}\n",
-                s * 20 + n
-            ));
-        }
-    }
-    let path = dir.join("fabrikam.yaml");
-    std::fs::write(&path, y).expect("write topology");
-    path
+fn big_topology(dir: &Path, sites: u16, per_pool: u16) -> PathBuf {
+    let lync = Transport::Local {
+        program: "pwsh".into(),
+        args: Vec::new(),
+        module: Some("Lync".into()),
+    };
+    let mut t = Topology::new("fabrikam.example");
+    t.dns = Dns {
+        mode: None,
+        primary: Some("192.0.2.53".into()),
+        authoritative: vec!["192.0.2.53".into(), "198.51.100.53".into()],
+        tsig: Some(Tsig {
+            name: "edgefail-fabrikam".into(),
+            algorithm: Some("hmac-sha256".into()),
+            secret: Secret::Env("FABRIKAM_TSIG_NOT_SET".into()),
+        }),
+        timeout_secs: None,
+    };
+    t.management.transport = lync.clone();
+    t.timeouts = Timeouts {
+        command_secs: Some(120),
+        verify_secs: Some(300),
+        poll_ms: Some(1000),
+    };
+    t.sites = (1..=sites)
+        .map(|s| {
+            let servers = (1..=per_pool)
+                .map(|n| Server {
+                    fqdn: format!("edge{s}-{n}.fabrikam.example"),
+                    external_ipv4: format!("203.0.113.{}", s * 20 + n),
+                    transport: lync.clone(),
+                })
+                .collect();
+            Site {
+                name: format!("Site{s}"),
+                pools: vec![Pool::new(
+                    &format!("EdgePool{s}"),
+                    "sfb2015",
+                    s * 10,
+                    servers,
+                )],
+            }
+        })
+        .collect();
+    t.srv_targets().write(dir)
 }
 
 #[test]
 fn three_sites_with_eight_edge_servers_each_rehearse_to_completion() {
     let dir = tempfile::tempdir().expect("temp dir");
     let topology = big_topology(dir.path(), 3, 8);
-    Run::new(
-        ["validate", "-t"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([topology.display().to_string()]),
-    )
-    .run()
-    .code(0);
-    let out = Run::new([
-        "rehearse",
-        "-t",
-        &topology.display().to_string(),
-        "--from",
-        "EdgePool1",
-        "--to",
-        "EdgePool3",
-        "--delay-ms",
-        "20",
-        "--output",
-        "json",
-    ])
-    .run()
-    .code(0);
-    let events = out.events();
-    assert_completed(&events, &out.stdout);
-    let rehearsal = of_type(&events, "rehearsal");
+    Run::validate(&topology).run().code(0);
+    let out = Run::rehearse(&topology)
+        .from("EdgePool1")
+        .to("EdgePool3")
+        .delay_ms(20)
+        .json()
+        .run()
+        .code(0);
+    assert_completed(&out.events(), &out.stdout);
+    let lines = out.json_lines();
+    let rehearsal = of_type(&lines, "rehearsal");
     assert_eq!(rehearsal[0]["servers"].as_array().map(Vec::len), Some(24));
 }
 
@@ -182,24 +170,16 @@ fn addresses(text: &str) -> Vec<Ipv4Addr> {
 fn nothing_but_loopback_is_used() {
     let dir = tempfile::tempdir().expect("temp dir");
     let topology = big_topology(dir.path(), 2, 2);
-    let out = Run::new([
-        "rehearse",
-        "-t",
-        &topology.display().to_string(),
-        "--from",
-        "EdgePool1",
-        "--to",
-        "EdgePool2",
-        "--delay-ms",
-        "0",
-        "--output",
-        "json",
-    ])
-    .run()
-    .code(0);
-    let events = out.events();
-    assert_completed(&events, &out.stdout);
-    let mapping = of_type(&events, "rehearsal")[0];
+    let out = Run::rehearse(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .delay_ms(0)
+        .json()
+        .run()
+        .code(0);
+    assert_completed(&out.events(), &out.stdout);
+    let lines = out.json_lines();
+    let mapping = of_type(&lines, "rehearsal")[0];
     let mut mapped = Vec::new();
     for s in mapping["servers"].as_array().expect("servers") {
         mapped.push(s["rehearsal"].as_str().unwrap_or_default().to_string());
@@ -215,7 +195,7 @@ fn nothing_but_loopback_is_used() {
         );
     }
     // What the steps read, changed and probed: loopback only.
-    for e in events.iter().filter(|e| e["type"] != "rehearsal") {
+    for e in lines.iter().filter(|e| e["type"] != "rehearsal") {
         let text = e.to_string();
         for ip in addresses(&text) {
             assert!(ip.is_loopback(), "{ip} outside 127.0.0.0/8 in {text}");
@@ -225,30 +205,29 @@ fn nothing_but_loopback_is_used() {
 
 /// Run a drill: the first run fails as documented, the resume completes.
 #[track_caller]
-fn drill(fault: &str, step: &str, phase: &str, outcome: &str, says: &str) {
-    let out = rehearse(&["--inject", fault, "--delay-ms", "0", "--output", "json"]).code(0);
+fn drill(fault: &str, step: StepId, phase: Phase, outcome: Outcome, says: &str) {
+    let out = readme_rehearsal()
+        .inject(fault)
+        .delay_ms(0)
+        .json()
+        .run()
+        .code(0);
     let events = out.events();
-    let finished = of_type(&events, "run_finished");
+    let finished = events.run_endings();
     assert_eq!(finished.len(), 2, "{}", out.stdout);
-    assert_eq!(finished[0]["exit_code"], 1, "{}", out.stdout);
-    let failure = events
+    assert_eq!(finished[0].1, 1, "{}", out.stdout);
+    let failures = events.finished();
+    let failure = failures
         .iter()
-        .find(|e| {
-            e["type"] == "phase_finished"
-                && e["step"] == step
-                && e["phase"] == phase
-                && e["outcome"] == outcome
-        })
-        .unwrap_or_else(|| panic!("{fault}: no {step} {phase} {outcome}:\n{}", out.stdout));
+        .find(|f| f.is(step, phase, outcome))
+        .unwrap_or_else(|| panic!("{fault}: no {step} {phase:?} {outcome:?}:\n{}", out.stdout));
     assert!(
-        failure["summary"]
-            .as_str()
-            .unwrap_or_default()
-            .contains(says),
-        "{fault}: {step} says {} (expected {says:?})",
-        failure["summary"]
+        failure.summary.contains(says),
+        "{fault}: {step} says {:?} (expected {says:?})",
+        failure.summary
     );
-    let resume = of_type(&events, "rehearsal_resume");
+    let lines = out.json_lines();
+    let resume = of_type(&lines, "rehearsal_resume");
     assert_eq!(resume.len(), 1, "{}", out.stdout);
     assert!(
         resume[0]["command"]
@@ -258,12 +237,8 @@ fn drill(fault: &str, step: &str, phase: &str, outcome: &str, says: &str) {
         "{}",
         resume[0]
     );
-    let started = of_type(&events, "run_started");
-    assert_eq!(
-        started[1]["resumes"], started[0]["run_id"],
-        "{}",
-        out.stdout
-    );
+    let started = events.run_starts();
+    assert_eq!(started[1].1.as_ref(), Some(&started[0].0), "{}", out.stdout);
     assert_completed(&events, &out.stdout);
 }
 
@@ -271,9 +246,9 @@ fn drill(fault: &str, step: &str, phase: &str, outcome: &str, says: &str) {
 fn drill_stop_fails() {
     drill(
         "stop-fails",
-        "services.stop",
-        "apply",
-        "failed",
+        StepId::ServicesStop,
+        Phase::Apply,
+        Outcome::Failed,
         "failed to stop",
     );
 }
@@ -282,9 +257,9 @@ fn drill_stop_fails() {
 fn drill_start_fails_on_a_named_server() {
     drill(
         "start-fails:EdgeServer2.contoso.com",
-        "services.start",
-        "apply",
-        "failed",
+        StepId::ServicesStart,
+        Phase::Apply,
+        Outcome::Failed,
         "Start-CsWindowsService failed",
     );
 }
@@ -293,9 +268,9 @@ fn drill_start_fails_on_a_named_server() {
 fn drill_service_hangs() {
     drill(
         "service-hangs",
-        "services.start",
-        "apply",
-        "failed",
+        StepId::ServicesStart,
+        Phase::Apply,
+        Outcome::Failed,
         "no answer within",
     );
 }
@@ -304,25 +279,31 @@ fn drill_service_hangs() {
 fn drill_route_fails() {
     drill(
         "route-fails",
-        "route.set",
-        "apply",
-        "failed",
+        StepId::RouteSet,
+        Phase::Apply,
+        Outcome::Failed,
         "Central Management Store",
     );
 }
 
 #[test]
 fn drill_dns_bad_key() {
-    drill("dns-bad-key", "dns.a", "apply", "failed", "(BADSIG)");
+    drill(
+        "dns-bad-key",
+        StepId::DnsA,
+        Phase::Apply,
+        Outcome::Failed,
+        "(BADSIG)",
+    );
 }
 
 #[test]
 fn drill_dns_concurrent_change() {
     drill(
         "dns-concurrent-change",
-        "dns.a",
-        "apply",
-        "failed",
+        StepId::DnsA,
+        Phase::Apply,
+        Outcome::Failed,
         "changed since the check",
     );
 }
@@ -331,22 +312,28 @@ fn drill_dns_concurrent_change() {
 fn drill_port_filtered() {
     drill(
         "port-filtered",
-        "port.check",
-        "check",
-        "blocked",
+        StepId::PortCheck,
+        Phase::Check,
+        Outcome::Blocked,
         "filtered",
     );
 }
 
 #[test]
 fn an_unknown_drill_or_server_is_a_usage_error() {
-    rehearse(&["--inject", "meteor-strike"])
+    readme_rehearsal()
+        .inject("meteor-strike")
+        .run()
         .code(2)
         .stderr_has("no such drill");
-    rehearse(&["--inject", "stop-fails:EdgeServer9.contoso.com"])
+    readme_rehearsal()
+        .inject("stop-fails:EdgeServer9.contoso.com")
+        .run()
         .code(2)
         .stderr_has("is not an Edge server of the target pool");
-    rehearse(&["--inject", "dns-bad-key:x"])
+    readme_rehearsal()
+        .inject("dns-bad-key:x")
+        .run()
         .code(2)
         .stderr_has("takes no server");
 }

@@ -5,72 +5,48 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use edgefail::event::{Event, Outcome as PhaseOutcome, Phase, RunOutcome};
+use edgefail::steps::StepId;
+use serde_json::json;
 
-use crate::harness::standin::{Estate, SKIP_NON_LYNC};
-use crate::harness::{Outcome, Run, wait_for_text};
+use crate::harness::events::Ending;
+use crate::harness::standin::{Estate, LYNC_STEPS};
+use crate::harness::topology::Topology;
+use crate::harness::{Events, Outcome, Run, wait_for_text};
 
-fn failover(estate: &Estate, topology: &Path, extra: &[&str]) -> Run {
-    let journal = journal_path(estate);
-    let mut a: Vec<String> = [
-        "failover",
-        "--yes",
-        "--from",
-        "EdgePool1",
-        "--to",
-        "EdgePool2",
-        "-t",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(topology.display().to_string());
-    a.push("--journal".into());
-    a.push(journal.display().to_string());
-    a.extend(SKIP_NON_LYNC.iter().map(|s| s.to_string()));
-    a.extend(extra.iter().map(|s| s.to_string()));
-    Run::new(a)
+/// EdgePool1 -> EdgePool2, the Lync steps only, journal in the estate.
+fn failover(estate: &Estate, topology: &Path) -> Run {
+    Run::failover(topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .journal(&journal_path(estate))
+        .only(&LYNC_STEPS)
 }
 
 fn resume(estate: &Estate, topology: &Path) -> Run {
-    Run::new([
-        "failover".to_string(),
-        "--resume".into(),
-        "--yes".into(),
-        "-t".into(),
-        topology.display().to_string(),
-        "--journal".into(),
-        journal_path(estate).display().to_string(),
-    ])
+    Run::failover(topology)
+        .resume()
+        .yes()
+        .journal(&journal_path(estate))
 }
 
 fn journal_path(estate: &Estate) -> PathBuf {
     estate.path("journal.jsonl")
 }
 
-fn journal(estate: &Estate) -> Vec<Value> {
-    crate::harness::journal_records(&journal_path(estate))
+fn journal(estate: &Estate) -> Vec<Event> {
+    crate::harness::journal_events(&journal_path(estate))
 }
 
-/// `edgefail history` on this estate's journal, with more arguments.
-fn history(estate: &Estate, topology: &Path, extra: &[&str]) -> Run {
-    let mut a: Vec<String> = vec![
-        "history".into(),
-        "-t".into(),
-        topology.display().to_string(),
-        "--journal".into(),
-        journal_path(estate).display().to_string(),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    Run::new(a)
+/// `edgefail history` on this estate's journal.
+fn history(estate: &Estate, topology: &Path) -> Run {
+    Run::history(topology).journal(&journal_path(estate))
 }
 
-/// The run_finished records, in order.
-fn finishes(estate: &Estate) -> Vec<Value> {
-    journal(estate)
-        .into_iter()
-        .filter(|r| r["type"] == "run_finished")
-        .collect()
+/// How each run in the journal ended, in order.
+fn finishes(estate: &Estate) -> Vec<Ending> {
+    journal(estate).run_endings()
 }
 
 /// A resume that ends well: it either finished the work, or found that the
@@ -96,19 +72,20 @@ fn stop_failing_on_one_of_three_servers_then_resume() {
         "Access is denied.",
     );
     let topology = estate.topology();
-    let out = failover(&estate, &topology, &[]).run().code(1);
+    let out = failover(&estate, &topology).run().code(1);
     assert!(
         out.stdout
             .contains("EdgeServer2c.contoso.com: Stop-CsWindowsService failed: Access is denied."),
         "{}",
         out.stdout
     );
-    let last = finishes(&estate).pop().unwrap();
-    assert_eq!(last["outcome"], "failed");
-    assert_eq!(last["exit_code"], 1);
-    assert!(journal(&estate).iter().any(|r| r["step"] == "services.stop"
-        && r["phase"] == "apply"
-        && r["outcome"] == "failed"));
+    let (outcome, exit_code, _) = finishes(&estate).pop().unwrap();
+    assert_eq!((outcome, exit_code), (RunOutcome::Failed, 1));
+    assert!(journal(&estate).finished().iter().any(|f| f.is(
+        StepId::ServicesStop,
+        Phase::Apply,
+        PhaseOutcome::Failed
+    )));
 
     estate.clear_faults();
     let out = resumed_ok(resume(&estate, &topology).run());
@@ -120,11 +97,8 @@ fn stop_failing_on_one_of_three_servers_then_resume() {
     assert_eq!(estate.count("Set-CsSite"), 1);
     assert_eq!(estate.count("Start-CsWindowsService"), 3);
     // The resume is linked to the run it continues.
-    let starts: Vec<Value> = journal(&estate)
-        .into_iter()
-        .filter(|r| r["type"] == "run_started")
-        .collect();
-    assert_eq!(starts[1]["resumes"], starts[0]["run_id"]);
+    let starts = journal(&estate).run_starts();
+    assert_eq!(starts[1].1.as_ref(), Some(&starts[0].0));
 }
 
 #[test]
@@ -132,7 +106,7 @@ fn set_cssite_failing_then_resume() {
     let estate = Estate::new(0);
     estate.add_fault(json!({"host": "fe1.contoso.com", "cmdlet": "Set-CsSite", "action": "fail", "message": "Cannot connect to the Central Management Store.", "times": 1}));
     let topology = estate.topology();
-    let out = failover(&estate, &topology, &[]).run().code(1);
+    let out = failover(&estate, &topology).run().code(1);
     assert!(
         out.stdout.contains(
             "management shell: Set-CsSite failed: Cannot connect to the Central Management Store."
@@ -161,7 +135,8 @@ fn start_hanging_past_its_deadline_then_resume() {
     let estate = Estate::new(1);
     estate.add_fault(json!({"host": "EdgeServer2b.contoso.com", "cmdlet": "Start-CsWindowsService", "action": "hang", "times": 1}));
     let topology = estate.topology();
-    let out = failover(&estate, &topology, &["--command-timeout", "1"])
+    let out = failover(&estate, &topology)
+        .command_timeout(1)
         .run()
         .code(1);
     assert!(
@@ -184,7 +159,7 @@ fn interrupt_during(cmdlet: &str, after_event: &str) {
     let estate = Estate::new(0);
     estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": cmdlet, "action": "slow", "ms": 1500, "times": 1}));
     let topology = estate.topology();
-    let child = failover(&estate, &topology, &[]).spawn();
+    let child = failover(&estate, &topology).spawn();
     wait_for_text(&journal_path(&estate), after_event);
     child.signal("INT");
     let out = child.wait().code(130);
@@ -195,9 +170,8 @@ fn interrupt_during(cmdlet: &str, after_event: &str) {
     );
     assert!(out.stdout.contains("INTERRUPTED"), "{}", out.stdout);
     assert!(out.stdout.contains("--resume"), "{}", out.stdout);
-    let last = finishes(&estate).pop().unwrap();
-    assert_eq!(last["outcome"], "interrupted");
-    assert_eq!(last["exit_code"], 130);
+    let (outcome, exit_code, _) = finishes(&estate).pop().unwrap();
+    assert_eq!((outcome, exit_code), (RunOutcome::Interrupted, 130));
     // The command in flight was let finish.
     assert_eq!(estate.count(cmdlet), 1);
 
@@ -235,7 +209,7 @@ fn second_ctrl_c_abandons_at_once() {
         json!({"host": "fe1.contoso.com", "cmdlet": "Set-CsSite", "action": "hang", "outlive": true, "times": 1}),
     );
     let topology = estate.topology();
-    let child = failover(&estate, &topology, &[]).spawn();
+    let child = failover(&estate, &topology).spawn();
     wait_for_text(
         &journal_path(&estate),
         r#""step":"route.set","phase":"apply","at""#,
@@ -259,9 +233,9 @@ fn second_ctrl_c_abandons_at_once() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let last = finishes(&estate).pop().unwrap();
-    assert_eq!(last["outcome"], "interrupted");
-    assert!(last["message"].as_str().unwrap().contains("abandoned"));
+    let (outcome, _, message) = finishes(&estate).pop().unwrap();
+    assert_eq!(outcome, RunOutcome::Interrupted);
+    assert!(message.contains("abandoned"), "{message}");
     // The hung Set-CsSite never changed anything; resume sets the route.
     let out = resumed_ok(resume(&estate, &topology).run());
     assert!(
@@ -283,7 +257,7 @@ fn sigkill_in_the_middle_then_resume_reports_the_stale_lock() {
     let estate = Estate::new(0);
     estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": "Start-CsWindowsService", "action": "slow", "ms": 3000, "times": 1}));
     let topology = estate.topology();
-    let child = failover(&estate, &topology, &[]).spawn();
+    let child = failover(&estate, &topology).spawn();
     wait_for_text(
         &journal_path(&estate),
         r#""step":"services.start","phase":"apply","at""#,
@@ -298,7 +272,7 @@ fn sigkill_in_the_middle_then_resume_reports_the_stale_lock() {
     );
 
     // history shows it as unfinished and resumable.
-    let hist = history(&estate, &topology, &[]).run().code(0);
+    let hist = history(&estate, &topology).run().code(0);
     assert!(
         hist.stdout.contains("unfinished (no end recorded)"),
         "{}",
@@ -327,9 +301,9 @@ fn two_concurrent_runs_the_second_fails_at_once_naming_the_holder() {
     let estate = Estate::new(0);
     estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": "Stop-CsWindowsService", "action": "slow", "ms": 2000, "times": 1}));
     let topology = estate.topology();
-    let first = failover(&estate, &topology, &[]).spawn();
+    let first = failover(&estate, &topology).spawn();
     wait_for_text(&journal_path(&estate), r#""phase":"apply""#);
-    let second = failover(&estate, &topology, &[]).run().code(6);
+    let second = failover(&estate, &topology).run().code(6);
     assert!(
         second
             .stderr
@@ -346,16 +320,11 @@ fn two_concurrent_runs_the_second_fails_at_once_naming_the_holder() {
     estate.assert_failed_over();
     assert_eq!(estate.count("Stop-CsWindowsService"), 1);
     // `unlock` has nothing to break once the holder finished cleanly.
-    Run::new([
-        "unlock",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        journal_path(&estate).to_str().unwrap(),
-    ])
-    .run()
-    .code(0)
-    .stdout_has("nothing to unlock");
+    Run::unlock(&topology)
+        .journal(&journal_path(&estate))
+        .run()
+        .code(0)
+        .stdout_has("nothing to unlock");
 }
 
 #[test]
@@ -363,7 +332,7 @@ fn a_corrupted_journal_line_is_reported_and_resume_still_works() {
     let estate = Estate::new(0);
     estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": "Start-CsWindowsService", "action": "fail", "message": "Service RTCSRV failed to start.", "times": 1}));
     let topology = estate.topology();
-    failover(&estate, &topology, &[]).run().code(1);
+    failover(&estate, &topology).run().code(1);
     // Damage a line in the middle and leave a partial line at the end.
     let path = journal_path(&estate);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -375,7 +344,7 @@ fn a_corrupted_journal_line_is_reported_and_resume_still_works() {
     )
     .unwrap();
 
-    let hist = history(&estate, &topology, &[]).run().code(0);
+    let hist = history(&estate, &topology).run().code(0);
     assert!(
         hist.stderr.contains("journal.jsonl:4: unreadable line"),
         "{}",
@@ -393,15 +362,13 @@ fn resume_refuses_an_edited_topology_a_newer_journal_and_a_finished_run() {
     let estate = Estate::new(0);
     estate.add_fault(json!({"host": "fe1.contoso.com", "cmdlet": "Set-CsSite", "action": "fail", "message": "boom", "times": 1}));
     let topology = estate.topology();
-    failover(&estate, &topology, &[]).run().code(1);
+    failover(&estate, &topology).run().code(1);
 
     // Edited topology.
     let original = std::fs::read_to_string(&topology).unwrap();
-    std::fs::write(
-        &topology,
-        original.replace("command_secs: 10", "command_secs: 11"),
-    )
-    .unwrap();
+    let mut edited = Topology::estate(&estate);
+    edited.timeouts.command_secs = Some(11);
+    assert_eq!(edited.write(estate.dir.path()), topology);
     resume(&estate, &topology)
         .run()
         .code(7)
@@ -423,22 +390,12 @@ fn resume_refuses_an_edited_topology_a_newer_journal_and_a_finished_run() {
     std::fs::write(&path, saved).unwrap();
 
     // Different pools than the run being resumed.
-    Run::new([
-        "failover",
-        "--resume",
-        "--yes",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        path.to_str().unwrap(),
-        "--to",
-        "EdgePool1",
-        "--from",
-        "EdgePool2",
-    ])
-    .run()
-    .code(7)
-    .stderr_has("differs from run");
+    resume(&estate, &topology)
+        .to("EdgePool1")
+        .from("EdgePool2")
+        .run()
+        .code(7)
+        .stderr_has("differs from run");
 
     resumed_ok(resume(&estate, &topology).run());
     resume(&estate, &topology)
@@ -451,27 +408,25 @@ fn resume_refuses_an_edited_topology_a_newer_journal_and_a_finished_run() {
 fn history_lists_and_shows_runs() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    failover(&estate, &topology, &[]).run().code(0);
-    let list = history(&estate, &topology, &["--output", "json"])
-        .run()
-        .code(0);
-    let runs = list.events();
+    failover(&estate, &topology).run().code(0);
+    let list = history(&estate, &topology).json().run().code(0);
+    let runs = list.json_lines();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0]["outcome"], "completed");
     assert_eq!(runs[0]["from"], "EdgePool1");
     assert!(runs[0]["operator"].as_str().unwrap().contains('@'));
     let id = runs[0]["run_id"].as_str().unwrap().to_string();
-    history(&estate, &topology, &[&id])
+    history(&estate, &topology)
+        .arg(&id)
         .run()
         .code(0)
         .stdout_has("route.set        verify verified");
-    let shown = history(&estate, &topology, &[&id, "--output", "json"])
-        .run()
-        .code(0);
-    let events = shown.events();
+    let shown = history(&estate, &topology).arg(&id).json().run().code(0);
+    let events = shown.json_lines();
     assert_eq!(events[0]["type"], "run_started");
     assert_eq!(events[0]["topology_sha256"].as_str().unwrap().len(), 64);
-    history(&estate, &topology, &["nope"])
+    history(&estate, &topology)
+        .arg("nope")
         .run()
         .code(2)
         .stderr_has("no run nope");
@@ -483,18 +438,10 @@ fn unlock_clears_a_record_left_by_a_dead_run() {
     let topology = estate.topology();
     let lock = estate.path("journal.jsonl.lock");
     std::fs::write(&lock, r#"{"pid":999999999,"host":"elsewhere","user":"ops","since":"2026-11-22T03:00:00Z","run_id":"old"}"#).unwrap();
-    let journal = estate.path("journal.jsonl");
-    let args = [
-        "unlock",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        journal.to_str().unwrap(),
-    ];
-    Run::new(args).run().code(2).stderr_has("pass --yes");
-    let mut with_yes: Vec<&str> = args.to_vec();
-    with_yes.push("--yes");
-    Run::new(&with_yes)
+    let unlock = || Run::unlock(&topology).journal(&journal_path(&estate));
+    unlock().run().code(2).stderr_has("pass --yes");
+    unlock()
+        .yes()
         .run()
         .code(0)
         .stdout_has("pid 999999999 on elsewhere by ops");

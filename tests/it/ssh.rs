@@ -3,25 +3,27 @@
 //! parallel, failures named by server, refused host keys and logins, hostile
 //! names, both route-parameter spellings and CMS replication lag.
 
-use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::harness::Run;
+use crate::harness::net::free_port;
 use crate::harness::sshd::Sshd;
-use crate::harness::standin::{Estate, SKIP_NON_LYNC, SshEndpoints, SshTarget};
+use crate::harness::standin::{Estate, LYNC_STEPS, SshEndpoints};
+use crate::harness::topology::{Ssh, Topology};
 
-fn failover_args(topology: &Path, more: &[&str]) -> Vec<OsString> {
-    let mut v: Vec<OsString> = vec!["failover".into(), "--yes".into(), "-t".into()];
-    v.push(topology.as_os_str().to_owned());
-    v.extend(
-        ["--from", "EdgePool1", "--to", "EdgePool2"]
-            .iter()
-            .chain(SKIP_NON_LYNC.iter())
-            .chain(more.iter())
-            .map(OsString::from),
-    );
-    v
+/// EdgePool1 -> EdgePool2, the Lync steps only.
+fn failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
+}
+
+/// The estate over `sshd`, written into its directory.
+fn over_ssh(estate: &Estate, sshd: &Sshd) -> PathBuf {
+    Topology::estate_ssh(estate, &sshd.endpoints()).write(estate.dir.path())
 }
 
 /// Entries left in a run's temp dir (its ssh control directory must go).
@@ -41,10 +43,11 @@ fn leftovers(dir: &Path) -> Vec<String> {
 fn a_pool_of_three_fails_over_in_parallel_over_ssh_on_shared_connections() {
     let estate = Estate::new(2);
     let sshd = Sshd::start(estate.machines().len());
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
+    let topology = over_ssh(&estate, &sshd);
     let tmp = tempfile::tempdir().expect("temp dir");
 
-    let out = Run::new(failover_args(&topology, &["--parallel", "3"]))
+    let out = failover(&topology)
+        .parallel(3)
         .env("TMPDIR", tmp.path())
         .run()
         .code(0);
@@ -104,10 +107,8 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
         "fail",
         "Cannot stop service 'RTCSRV' on computer '.'.",
     );
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
-    let out = Run::new(failover_args(&topology, &["--parallel", "3"]))
-        .run()
-        .code(1);
+    let topology = over_ssh(&estate, &sshd);
+    let out = failover(&topology).parallel(3).run().code(1);
     // The others finished their stop; nothing later ran.
     estate.assert_stop_failed_on(
         &out,
@@ -122,28 +123,18 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
         "hang",
         "",
     );
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
+    let topology = over_ssh(&estate, &sshd);
     let started = std::time::Instant::now();
-    let out = Run::new(failover_args(
-        &topology,
-        &["--command-timeout", "2", "--verify-timeout", "5"],
-    ))
-    .run()
-    .code(1);
-    assert!(
-        out.stdout
-            .contains("EdgeServer2b.contoso.com: Start-CsWindowsService: no answer within 2s"),
-        "{}",
-        out.stdout
-    );
+    let out = failover(&topology)
+        .command_timeout(2)
+        .verify_timeout(5)
+        .run()
+        .code(1);
+    estate.assert_start_timed_out(&out, "EdgeServer2b.contoso.com", 2);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the hung command held edgefail for {:?}",
         started.elapsed()
-    );
-    assert_eq!(
-        estate.read()["sites"]["Site2"]["route"],
-        "EdgeServer2.contoso.com"
     );
     // The connection carrying the hung command is closed too.
     sshd.wait_all_closed(Duration::from_secs(5))
@@ -154,7 +145,7 @@ fn a_failing_server_is_named_and_a_hanging_one_hits_its_timeout_over_ssh() {
 /// anything and says why.
 #[track_caller]
 fn refused(estate: &Estate, topology: &Path, expect: &str) -> String {
-    let out = Run::new(failover_args(topology, &[])).run();
+    let out = failover(topology).run();
     assert_ne!(out.code, 0, "{}", out.stdout);
     assert!(
         out.stdout.contains(expect),
@@ -172,12 +163,10 @@ fn unknown_and_changed_host_keys_failed_logins_and_closed_ports_are_refused_and_
     let sshd = Sshd::start(estate.machines().len());
     let port = sshd.ports[2];
     assert_eq!(estate.machines()[2], "EdgeServer2.contoso.com");
-    let edge2 = |edit: &dyn Fn(&mut SshTarget)| {
-        estate.topology_ssh(&sshd, |host, t| {
-            if host == "EdgeServer2.contoso.com" {
-                edit(t)
-            }
-        })
+    let edge2 = |edit: &dyn Fn(&mut Ssh)| {
+        let mut t = Topology::estate_ssh(&estate, &sshd.endpoints());
+        edit(t.server_mut("EdgeServer2.contoso.com").transport.ssh_mut());
+        t.write(estate.dir.path())
     };
 
     // Unknown key: an empty known_hosts, which must stay empty.
@@ -215,7 +204,7 @@ fn unknown_and_changed_host_keys_failed_logins_and_closed_ports_are_refused_and_
     // Even trust-on-first-use refuses a changed key.
     let topology = edge2(&|t| {
         t.known_hosts = changed.clone();
-        t.extra = ", accept_new_host_keys: true".into();
+        t.accept_new_host_keys = Some(true);
     });
     refused(&estate, &topology, "the server's key has CHANGED");
     assert_eq!(std::fs::read_to_string(&changed).unwrap(), before);
@@ -238,11 +227,7 @@ fn unknown_and_changed_host_keys_failed_logins_and_closed_ports_are_refused_and_
     assert!(!stdout.contains(body));
 
     // Unreachable: nothing listens on that port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = free_port();
     let topology = edge2(&|t| t.port = closed);
     refused(
         &estate,
@@ -266,8 +251,8 @@ fn both_route_parameter_spellings_and_replication_lag_over_ssh() {
     let sshd = Sshd::start(4);
 
     let estate = Estate::new(0);
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
-    let out = Run::new(failover_args(&topology, &[])).run().code(0);
+    let topology = over_ssh(&estate, &sshd);
+    let out = failover(&topology).run().code(0);
     assert!(
         out.stdout
             .contains("-XmppExternalFederationRoute EdgeServer2.contoso.com"),
@@ -281,8 +266,8 @@ fn both_route_parameter_spellings_and_replication_lag_over_ssh() {
 
     let estate = Estate::new(0);
     estate.edit(|v| v["set_cssite_parameter"] = serde_json::json!("XmppFederationRoute"));
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
-    let out = Run::new(failover_args(&topology, &[])).run().code(0);
+    let topology = over_ssh(&estate, &sshd);
+    let out = failover(&topology).run().code(0);
     assert!(
         out.stdout
             .contains("-XmppFederationRoute EdgeServer:EdgeServer2.contoso.com"),
@@ -296,8 +281,8 @@ fn both_route_parameter_spellings_and_replication_lag_over_ssh() {
 
     let estate = Estate::new(0);
     estate.edit(|v| v["replication_lag_reads"] = serde_json::json!(3));
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
-    let out = Run::new(failover_args(&topology, &[])).run().code(0);
+    let topology = over_ssh(&estate, &sshd);
+    let out = failover(&topology).run().code(0);
     assert!(
         out.stdout.contains("all 2 CMS replica(s) up to date"),
         "{}",
@@ -387,23 +372,22 @@ fn hostile_names_cross_ssh_as_one_literal() {
 fn ssh_transport_settings_are_validated_where_they_are_written() {
     let estate = Estate::new(0);
     // No sshd needed: validate never connects.
-    let fake = |host: &str, t: &mut SshTarget| {
-        if host == "EdgeServer2.contoso.com" {
-            t.known_hosts = "/keys/known\"hosts".into();
-            t.extra =
-                ", control_persist_secs: 100000, connect_timeout_secs: 0, ssh_program: ''".into();
-        }
-    };
     let nowhere = SshEndpoints {
         ports: vec![1, 2, 3],
         user: "root".into(),
         identity_file: "/keys/id_ed25519".into(),
         known_hosts: "/keys/known_hosts".into(),
     };
-    let sshd_less = estate.topology_over(&nowhere, fake);
-    let out = Run::new(["validate", "-t", sshd_less.to_str().unwrap()])
-        .run()
-        .code(2);
+    let mut fake = Topology::estate_ssh(&estate, &nowhere);
+    let edge2 = fake
+        .server_mut("EdgeServer2.contoso.com")
+        .transport
+        .ssh_mut();
+    edge2.known_hosts = "/keys/known\"hosts".into();
+    edge2.control_persist_secs = Some(100000);
+    edge2.connect_timeout_secs = Some(0);
+    edge2.ssh_program = Some(String::new());
+    let out = Run::validate(&fake.write(estate.dir.path())).run().code(2);
     for want in [
         "sites[1].pools[0].servers[0].transport.known_hosts: the path must be non-empty, without double quotes or line breaks",
         "sites[1].pools[0].servers[0].transport.control_persist_secs: at most 86400",
@@ -413,12 +397,11 @@ fn ssh_transport_settings_are_validated_where_they_are_written() {
         assert!(out.stderr.contains(want), "lacks {want:?}:\n{}", out.stderr);
     }
 
-    let tofu = estate.topology_over(&nowhere, |host, t| {
-        if host == "fe1.contoso.com" {
-            t.extra = ", accept_new_host_keys: true, control_persist_secs: 0".into();
-        }
-    });
-    Run::new(["validate", "-t", tofu.to_str().unwrap()])
+    let mut tofu = Topology::estate_ssh(&estate, &nowhere);
+    let shell = tofu.management.transport.ssh_mut();
+    shell.accept_new_host_keys = Some(true);
+    shell.control_persist_secs = Some(0);
+    Run::validate(&tofu.write(estate.dir.path()))
         .run()
         .code(0)
         .stderr_has(
@@ -440,12 +423,9 @@ fn a_failed_start_over_ssh_is_resumed_over_ssh() {
         "times": 1,
     }));
     let sshd = Sshd::start(estate.machines().len());
-    let topology = estate.topology_ssh(&sshd, |_, _| {});
+    let topology = over_ssh(&estate, &sshd);
     let journal = estate.path("journal.jsonl");
-    let journal_arg = journal.display().to_string();
-    let out = Run::new(failover_args(&topology, &["--journal", &journal_arg]))
-        .run()
-        .code(1);
+    let out = failover(&topology).journal(&journal).run().code(1);
     assert!(
         out.stdout
             .contains("EdgeServer2c.contoso.com: Start-CsWindowsService failed: Service RTCSRV failed to start."),
@@ -453,17 +433,12 @@ fn a_failed_start_over_ssh_is_resumed_over_ssh() {
         out.stdout
     );
 
-    let resumed = Run::new([
-        "failover",
-        "--resume",
-        "--yes",
-        "-t",
-        topology.to_str().unwrap(),
-        "--journal",
-        &journal_arg,
-    ])
-    .run()
-    .code(0);
+    let resumed = Run::failover(&topology)
+        .resume()
+        .yes()
+        .journal(&journal)
+        .run()
+        .code(0);
     assert!(
         resumed.stdout.contains("its apply failed"),
         "{}",

@@ -5,17 +5,14 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::harness::Run;
 use crate::harness::standin::Estate;
+use crate::harness::topology::{Secret, Topology, Tsig};
 
 #[test]
 fn example_runbook_is_valid() {
-    Run::new([
-        "validate",
-        "-t",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/contoso.yaml"),
-    ])
-    .run()
-    .code(0)
-    .stdout_has("valid (2 site(s), 2 pool(s), 2 Edge server(s)");
+    Run::validate(concat!(env!("CARGO_MANIFEST_DIR"), "/runbooks/contoso.yaml").as_ref())
+        .run()
+        .code(0)
+        .stdout_has("valid (2 site(s), 2 pool(s), 2 Edge server(s)");
 }
 
 #[test]
@@ -34,7 +31,7 @@ fn topology_path_comes_from_the_environment_then_the_default_name() {
         .run()
         .code(0)
         .stdout_has("edgefail.yaml: valid");
-    Run::new(["validate", "-t", "/nonexistent/topology.yaml"])
+    Run::validate("/nonexistent/topology.yaml".as_ref())
         .run()
         .code(2)
         .stderr_has("cannot read topology file /nonexistent/topology.yaml");
@@ -45,9 +42,7 @@ fn topology_path_comes_from_the_environment_then_the_default_name() {
 fn invalid(estate: &Estate, text: &str) -> String {
     let path = estate.path("bad.yaml");
     std::fs::write(&path, text).unwrap();
-    let out = Run::new(["validate", "-t", path.to_str().unwrap()])
-        .run()
-        .code(2);
+    let out = Run::validate(&path).run().code(2);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     out.stderr
 }
@@ -55,7 +50,7 @@ fn invalid(estate: &Estate, text: &str) -> String {
 #[test]
 fn hostile_names_are_rejected_with_their_location() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let hostile = [
         (
             "name: Site2\n",
@@ -114,7 +109,7 @@ fn hostile_names_are_rejected_with_their_location() {
 #[test]
 fn every_problem_is_reported_at_once() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let text = good
         .replacen("external_ipv4: 127.0.0.10", "external_ipv4: 300.1.2.3", 1)
         .replacen("name: Site2", "name: Site1", 1)
@@ -144,7 +139,7 @@ fn every_problem_is_reported_at_once() {
 #[test]
 fn structure_and_reference_errors() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let no_servers = {
         let cut = good
             .find("        servers:\n          - fqdn: EdgeServer2")
@@ -175,7 +170,7 @@ fn structure_and_reference_errors() {
 #[test]
 fn inline_secrets_are_refused_without_being_echoed() {
     let estate = Estate::new(0);
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
+    let good = Topology::estate(&estate).yaml();
     let secret = "c2VjcmV0LXRzaWcta2V5LXZhbHVlLTEyMzQ=";
     let text = good.replacen(
         "  mode: manual\n",
@@ -200,16 +195,14 @@ fn world_readable_or_wrong_key_files_are_refused() {
         format!("key \"edgefail\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret}\";\n}};\n"),
     )
     .unwrap();
-    let good = std::fs::read_to_string(estate.topology()).unwrap();
     let with_key = |name: &str| {
-        good.replacen(
-            "  mode: manual\n",
-            &format!(
-                "  mode: manual\n  tsig:\n    name: {name}\n    secret_file: {}\n",
-                key.display()
-            ),
-            1,
-        )
+        Topology::estate(&estate)
+            .tsig(Tsig {
+                name: name.into(),
+                algorithm: None,
+                secret: Secret::File(key.clone()),
+            })
+            .yaml()
     };
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let stderr = invalid(&estate, &with_key("edgefail"));
@@ -228,17 +221,17 @@ fn world_readable_or_wrong_key_files_are_refused() {
 
     let path = estate.path("ok.yaml");
     std::fs::write(&path, with_key("edgefail")).unwrap();
-    let out = Run::new(["validate", "-t", path.to_str().unwrap()])
-        .run()
-        .code(0);
+    let out = Run::validate(&path).run().code(0);
     assert!(!out.stdout.contains(secret) && !out.stderr.contains(secret));
 }
 
 #[test]
 fn sfb2019_pool_is_valid_but_noted() {
     let estate = Estate::new(0);
-    let topology = estate.topology_with(|t| t.replacen("version: lync2013", "version: sfb2019", 1));
-    Run::new(["validate", "-t", topology.to_str().unwrap()])
+    let topology = Topology::estate(&estate)
+        .version("EdgePool1", "sfb2019")
+        .write(estate.dir.path());
+    Run::validate(&topology)
         .run()
         .code(0)
         .stderr_has("note: sites[0].pools[0].version: EdgePool1 runs Skype for Business Server 2019, which has no XMPP gateway");
@@ -261,7 +254,7 @@ fn garbage_never_panics() {
     for input in inputs {
         let path = estate.path("garbage.yaml");
         std::fs::write(&path, &input).unwrap();
-        let out = Run::new(["validate", "-t", path.to_str().unwrap()]).run();
+        let out = Run::validate(&path).run();
         assert_eq!(
             out.code,
             2,

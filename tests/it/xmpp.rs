@@ -3,117 +3,63 @@
 //! server that answers with something else than XML.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::Run;
-use crate::harness::net::FullBacklog;
+use edgefail::event::Outcome;
+use edgefail::steps::StepId;
 
-/// A port on `ip` where nothing listens (bound, then released).
-fn closed_port(ip: Ipv4Addr) -> u16 {
-    let l = TcpListener::bind((ip, 0)).expect("bind a free port");
-    l.local_addr().expect("local addr").port()
-}
+use crate::harness::bind::Named;
+use crate::harness::net::{FullBacklog, free_port, listen};
+use crate::harness::topology::{Dns, Server, Timeouts, Topology};
+use crate::harness::{Events, Run};
 
 /// A topology whose target pool's Edge servers have the given external
 /// addresses, the XMPP port `port`, and DNS answered at `dns`.
-pub fn topology(
-    dir: &Path,
-    port: u16,
-    edges: &[Ipv4Addr],
-    dns: SocketAddr,
-    extra_xmpp: &str,
-) -> PathBuf {
-    let mut servers = String::new();
-    for (i, ip) in edges.iter().enumerate() {
-        servers.push_str(&format!(
-            "          - fqdn: edge2-{i}.contoso.com\n            external_ipv4: {ip}\n            transport: {{ type: local, program: pwsh }}\n"
-        ));
-    }
-    let text = format!(
-        r#"version: 1
-xmpp:
-  domain: contoso.com
-  a_record: xmpp.contoso.com
-  port: {port}
-  connect_timeout_ms: 1000
-  first_byte_timeout_ms: 2000
-  exchange_timeout_ms: 10000
-{extra_xmpp}
-dns:
-  zone: contoso.com
-  mode: manual
-  authoritative: ["{dns}"]
-  timeout_secs: 2
-management:
-  transport: {{ type: local, program: pwsh }}
-timeouts: {{ verify_secs: 5, poll_ms: 100 }}
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.contoso.com
-        version: lync2013
-        srv_priority: 10
-        srv_target: edgepool1-xmpp.contoso.com
-        servers:
-          - fqdn: edge1.contoso.com
-            external_ipv4: 127.0.0.250
-            transport: {{ type: local, program: pwsh }}
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.contoso.com
-        version: lync2013
-        srv_priority: 20
-        srv_target: edgepool2-xmpp.contoso.com
-        servers:
-{servers}"#
-    );
-    let path = dir.join("topology.yaml");
-    std::fs::File::create(&path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .expect("write topology");
-    path
+pub fn topology(port: u16, edges: &[Ipv4Addr], dns: &str) -> Topology {
+    let mut t = Topology::new("contoso.com").srv_targets().xmpp_port(port);
+    t.xmpp.ttl = None;
+    t.xmpp.connect_timeout_ms = Some(1000);
+    t.xmpp.first_byte_timeout_ms = Some(2000);
+    t.xmpp.exchange_timeout_ms = Some(10000);
+    t.dns = Dns {
+        mode: Some("manual"),
+        authoritative: vec![dns.into()],
+        timeout_secs: Some(2),
+        ..Dns::default()
+    };
+    t.timeouts = Timeouts {
+        verify_secs: Some(5),
+        poll_ms: Some(100),
+        ..Timeouts::default()
+    };
+    t.pool_mut("EdgePool1").servers = vec![Server::local("edge1.contoso.com", "127.0.0.250")];
+    t.pool_mut("EdgePool2").servers = edges
+        .iter()
+        .enumerate()
+        .map(|(i, ip)| Server::local(&format!("edge2-{i}.contoso.com"), &ip.to_string()))
+        .collect();
+    t
 }
 
-const SKIP_ALL_BUT_PORT: [&str; 14] = [
-    "--skip",
-    "pool.deployed",
-    "--skip",
-    "services.stop",
-    "--skip",
-    "route.set",
-    "--skip",
-    "dns.a",
-    "--skip",
-    "dns.srv",
-    "--skip",
-    "services.start",
-    "--skip",
-    "federation.check",
-];
+/// Step 6 alone, as a dry run from EdgePool1 to EdgePool2.
+fn port_check(topology: &Path) -> Run {
+    Run::failover(topology)
+        .dry_run()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&[StepId::PortCheck])
+}
 
 fn step6(topology: &Path) -> Run {
-    let mut args = vec![
-        // Per-server lines show on success only when verbose.
-        "-v".to_string(),
-        "failover".to_string(),
-        "--dry-run".into(),
-        "-t".into(),
-        topology.display().to_string(),
-        "--from".into(),
-        "EdgePool1".into(),
-        "--to".into(),
-        "EdgePool2".into(),
-    ];
-    args.extend(SKIP_ALL_BUT_PORT.iter().map(|s| s.to_string()));
-    Run::new(args)
+    // Per-server lines show on success only when verbose.
+    port_check(topology).verbose(1)
 }
 
-fn no_dns() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], closed_port(Ipv4Addr::LOCALHOST)))
+/// A DNS server address where nothing answers.
+fn no_dns() -> String {
+    format!("127.0.0.1:{}", free_port())
 }
 
 #[test]
@@ -122,8 +68,8 @@ fn step6_closed_ports_pass_before_the_services_start() {
     let a = Ipv4Addr::new(127, 0, 0, 21);
     let b = Ipv4Addr::new(127, 0, 0, 22);
     // The same port on both addresses, free on both.
-    let port = closed_port(a);
-    let t = topology(dir.path(), port, &[a, b], no_dns(), "");
+    let port = free_port();
+    let t = topology(port, &[a, b], &no_dns()).write(dir.path());
     let out = step6(&t)
         .run()
         .code(0)
@@ -137,30 +83,19 @@ fn step6_closed_ports_pass_before_the_services_start() {
 fn step6_json_lists_each_server() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ip = Ipv4Addr::new(127, 0, 0, 23);
-    let listener = TcpListener::bind((ip, 0)).expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let t = topology(dir.path(), port, &[ip], no_dns(), "");
-    let out = Run::new(
-        std::iter::once("failover".to_string())
-            .chain(["--dry-run", "--output", "json", "-t"].map(String::from))
-            .chain([t.display().to_string()])
-            .chain(["--from", "EdgePool1", "--to", "EdgePool2"].map(String::from))
-            .chain(SKIP_ALL_BUT_PORT.iter().map(|s| s.to_string())),
-    )
-    .run()
-    .code(0);
-    let check = out
-        .events()
-        .into_iter()
-        .find(|e| e["type"] == "phase_finished" && e["step"] == "port.check")
-        .expect("a port.check event");
-    assert_eq!(check["outcome"], "already_done", "{check}");
-    let details = check["details"].as_array().expect("details");
+    let (listener, port) = listen(ip);
+    let t = topology(port, &[ip], &no_dns()).write(dir.path());
+    let out = port_check(&t).json().run().code(0);
+    let events = out.events();
+    let check = events.first_finished(StepId::PortCheck);
+    assert_eq!(check.outcome, Outcome::AlreadyDone, "{}", check.json());
     assert!(
-        details[0]
-            .as_str()
+        check
+            .details
+            .first()
             .is_some_and(|d| d.contains(&format!("127.0.0.23:{port}: open"))),
-        "{check}"
+        "{}",
+        check.json()
     );
     drop(listener);
 }
@@ -170,7 +105,7 @@ fn step6_filtered_port_blocks_with_a_firewall_hint() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ip = Ipv4Addr::new(127, 0, 0, 24);
     let full = FullBacklog::new(ip, 0);
-    let t = topology(dir.path(), full.addr.port(), &[ip], no_dns(), "");
+    let t = topology(full.addr.port(), &[ip], &no_dns()).write(dir.path());
     step6(&t)
         .run()
         .code(1)
@@ -184,15 +119,10 @@ fn step6_filtered_port_blocks_with_a_firewall_hint() {
 
 use crate::harness::prosody::Prosody;
 
-/// `probe --host 127.0.0.1 --port PORT --domain DOMAIN` and more.
-fn probe_local(port: &str, domain: &str, more: &[&str]) -> Run {
-    let mut args = vec!["--host", "127.0.0.1", "--port", port, "--domain", domain];
-    args.extend_from_slice(more);
-    probe(&args)
-}
-
-fn probe(args: &[&str]) -> Run {
-    let mut all = vec![
+/// `probe` with short timeouts: 1 s to connect and for the first byte,
+/// 10 s for the whole exchange.
+fn probe() -> Run {
+    Run::new([
         "probe",
         "--connect-timeout",
         "1s",
@@ -200,9 +130,12 @@ fn probe(args: &[&str]) -> Run {
         "1s",
         "--exchange-timeout",
         "10s",
-    ];
-    all.extend_from_slice(args);
-    Run::new(all)
+    ])
+}
+
+/// `probe --host 127.0.0.1 --port PORT --domain DOMAIN`.
+fn probe_local(port: &str, domain: &str) -> Run {
+    probe().args(["--host", "127.0.0.1", "--port", port, "--domain", domain])
 }
 
 fn json(out: &crate::harness::Outcome) -> serde_json::Value {
@@ -228,13 +161,11 @@ fn probe_full_handshake_with_a_certificate_naming_the_domain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    let out = probe_local(
-        &port,
-        "contoso.com",
-        &["--accept-untrusted-cert", "--output", "json"],
-    )
-    .run()
-    .code(0);
+    let out = probe_local(&port, "contoso.com")
+        .arg("--accept-untrusted-cert")
+        .json()
+        .run()
+        .code(0);
     let r = json(&out);
     assert_eq!(r["passed"], true, "{r:#}");
     assert_eq!(r["header"]["from"], "contoso.com", "{r:#}");
@@ -260,7 +191,8 @@ fn probe_full_handshake_with_a_certificate_naming_the_domain() {
     assert_eq!(finding(&r, "tls.stream").len(), 2, "{r:#}");
 
     // Human output says the same, and names the accepted risk.
-    probe_local(&port, "contoso.com", &["--accept-untrusted-cert"])
+    probe_local(&port, "contoso.com")
+        .arg("--accept-untrusted-cert")
         .run()
         .code(0)
         .stdout_has("starttls (required), dialback")
@@ -274,7 +206,7 @@ fn probe_untrusted_chain_fails_without_the_flag() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
         .run()
         .code(1)
         .stdout_has("ok   cert.name")
@@ -287,13 +219,11 @@ fn probe_reports_a_certificate_without_the_domain() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    let out = probe_local(
-        &port,
-        "fabrikam.com",
-        &["--accept-untrusted-cert", "--output", "json"],
-    )
-    .run()
-    .code(1);
+    let out = probe_local(&port, "fabrikam.com")
+        .arg("--accept-untrusted-cert")
+        .json()
+        .run()
+        .code(1);
     let r = json(&out);
     assert_eq!(r["tls"]["covers_domain"], false, "{r:#}");
     let name = finding(&r, "cert.name");
@@ -312,7 +242,7 @@ fn probe_wrong_domain_gets_host_unknown() {
     let p = Prosody::shared();
     let _log = p.log_on_panic();
     let port = p.addr.port().to_string();
-    probe_local(&port, "nothere.example", &[])
+    probe_local(&port, "nothere.example")
         .run()
         .code(1)
         .stdout_has("answered a stream header from nothere.example")
@@ -321,8 +251,8 @@ fn probe_wrong_domain_gets_host_unknown() {
 
 #[test]
 fn probe_nothing_listening_is_closed() {
-    let port = closed_port(Ipv4Addr::LOCALHOST).to_string();
-    probe_local(&port, "contoso.com", &[])
+    let port = free_port().to_string();
+    probe_local(&port, "contoso.com")
         .run()
         .code(1)
         .stdout_has(&format!("127.0.0.1:{port}: closed (refused after"))
@@ -333,24 +263,24 @@ fn probe_nothing_listening_is_closed() {
 fn probe_filtered_port_times_out_on_connect() {
     let full = FullBacklog::new(Ipv4Addr::new(127, 0, 0, 31), 0);
     let port = full.addr.port().to_string();
-    probe(&[
-        "--host",
-        "127.0.0.31",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-    ])
-    .run()
-    .code(1)
-    .stdout_has("filtered (no answer in 1.")
-    .stdout_has("a firewall drops the connection");
+    probe()
+        .args([
+            "--host",
+            "127.0.0.31",
+            "--port",
+            &port,
+            "--domain",
+            "contoso.com",
+        ])
+        .run()
+        .code(1)
+        .stdout_has("filtered (no answer in 1.")
+        .stdout_has("a firewall drops the connection");
 }
 
 /// A listener on 127.0.0.1 that accepts one connection and hands it to `serve`.
 fn one_shot(serve: impl FnOnce(TcpStream) + Send + 'static) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, port) = listen(Ipv4Addr::LOCALHOST);
     std::thread::spawn(move || {
         if let Ok((conn, _)) = listener.accept() {
             serve(conn);
@@ -366,7 +296,7 @@ fn probe_silent_server_hits_the_first_byte_timeout() {
         drop(conn);
     })
     .to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
     .run()
     .code(1)
     .stdout_has("open (accepted")
@@ -384,7 +314,7 @@ fn probe_non_xml_answer_is_quoted() {
         std::thread::sleep(Duration::from_secs(3));
     })
     .to_string();
-    probe_local(&port, "contoso.com", &[])
+    probe_local(&port, "contoso.com")
         .run()
         .code(1)
         .stdout_has("it answered \"HTTP/1.1 400 Bad Request\\r\\n")
@@ -393,102 +323,34 @@ fn probe_non_xml_answer_is_quoted() {
 
 #[test]
 fn probe_usage_errors_exit_2() {
-    probe(&["contoso.com"])
+    probe()
+        .arg("contoso.com")
         .run()
         .code(2)
         .stderr_has("never uses the system resolver");
-    probe(&["--host", "127.0.0.1"])
+    probe()
+        .args(["--host", "127.0.0.1"])
         .run()
         .code(2)
         .stderr_has("--domain");
-    probe(&["--host", "127.0.0.1", "--domain", "not a domain"])
+    probe()
+        .args(["--host", "127.0.0.1", "--domain", "not a domain"])
         .run()
         .code(2);
 }
 
 // --- the partner's-eye check with real DNS -----------------------------
 
-/// A BIND serving one zone on 127.0.0.1 and a free port, for the SRV and
-/// A lookups a partner makes. Killed by PID when dropped.
-struct AuthDns {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
-}
-
-impl AuthDns {
-    fn start(zone: &str, records: &str) -> AuthDns {
-        let named = crate::harness::need("named", "bind9");
-        let dir = tempfile::tempdir().expect("temp dir for named");
-        let port = crate::harness::prosody::free_port();
-        let root = dir.path().display().to_string();
-        let conf = format!(
-            r#"options {{
-  directory "{root}";
-  pid-file "{root}/named.pid";
-  listen-on port {port} {{ 127.0.0.1; }};
-  listen-on-v6 {{ none; }};
-  recursion no;
-  session-keyfile none;
-  dnssec-validation no;
-}};
-controls {{ }};
-zone "{zone}" {{ type primary; file "{root}/zone.db"; }};
-"#
-        );
-        let db = format!(
+/// A BIND serving `zone` with `records` on 127.0.0.1 and a free port, for
+/// the SRV and A lookups a partner makes.
+fn auth_dns(zone: &str, records: &str) -> Named {
+    Named::lone_in_temp_dir(
+        "partner DNS",
+        zone,
+        &format!(
             "$TTL 300\n@ IN SOA ns1.{zone}. hostmaster.{zone}. 1 3600 600 86400 300\n@ IN NS ns1.{zone}.\nns1 IN A 127.0.0.1\n{records}"
-        );
-        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
-        std::fs::write(dir.path().join("zone.db"), db).expect("zone file");
-        let log = std::fs::File::create(dir.path().join("named.log")).expect("log");
-        let child = std::process::Command::new(named)
-            .arg("-g")
-            .arg("-c")
-            .arg(dir.path().join("named.conf"))
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start named");
-        let mut dns = AuthDns {
-            child,
-            dir,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(status)) = dns.child.try_wait() {
-                panic!("named exited ({status}):\n{}", dns.log());
-            }
-            if TcpStream::connect_timeout(&dns.addr, Duration::from_millis(200)).is_ok()
-                && dns.log().contains("all zones loaded")
-            {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "named did not start:\n{}",
-                dns.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        dns
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("named.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for AuthDns {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- named.log\n{}", self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        ),
+    )
 }
 
 /// SRV records for both pools (EdgePool2 preferred when `prefer_new`) at
@@ -505,20 +367,26 @@ fn federation_zone(port: u16, prefer_new: bool, new_a: &str) -> String {
 }
 
 /// A DNS server with [`federation_zone`] and a topology in `dir` whose
-/// target Edge server is Prosody's address, reading DNS from that server.
+/// target Edge server is Prosody's address, reading DNS from that server,
+/// accepting Prosody's self-signed certificate, with `partner` as the
+/// partner's name if given.
 fn federation(
     p: &Prosody,
     dir: &Path,
     prefer_new: bool,
     new_a: &str,
-    extra: &str,
-) -> (AuthDns, String) {
-    let dns = AuthDns::start(
+    partner: Option<&str>,
+) -> (Named, String) {
+    let dns = auth_dns(
         "contoso.com",
         &federation_zone(p.addr.port(), prefer_new, new_a),
     );
-    let t = topology(dir, p.addr.port(), &[Ipv4Addr::LOCALHOST], dns.addr, extra);
-    (dns, t.display().to_string())
+    let mut t =
+        topology(p.addr.port(), &[Ipv4Addr::LOCALHOST], &dns.addr()).accept_untrusted_cert();
+    if let Some(partner) = partner {
+        t = t.partner_name(partner);
+    }
+    (dns, t.write(dir).display().to_string())
 }
 
 #[test]
@@ -531,9 +399,11 @@ fn partner_check_reaches_the_new_pool_over_tls() {
         dir.path(),
         true,
         "127.0.0.1",
-        "  accept_untrusted_cert: true\n  partner_name: partner.example.net",
+        Some("partner.example.net"),
     );
-    let out = probe(&["-t", &t, "--pool", "EdgePool2", "--output", "json"])
+    let out = probe()
+        .args(["-t", &t, "--pool", "EdgePool2"])
+        .json()
         .run()
         .code(0);
     let r = json(&out);
@@ -546,36 +416,38 @@ fn partner_check_reaches_the_new_pool_over_tls() {
     assert_eq!(pool[0]["status"], "pass", "{r:#}");
 
     // The same through DOMAIN --dns-server, in human form.
-    let dns_addr = dns.addr.to_string();
-    probe(&[
-        "contoso.com",
-        "--dns-server",
-        &dns_addr,
-        "--accept-untrusted-cert",
-    ])
-    .run()
-    .code(0)
-    .stdout_has("partners try edgepool2-xmpp.contoso.com:")
-    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
-    .stdout_has("cover contoso.com");
+    let dns_addr = dns.addr();
+    probe()
+        .args([
+            "contoso.com",
+            "--dns-server",
+            &dns_addr,
+            "--accept-untrusted-cert",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("partners try edgepool2-xmpp.contoso.com:")
+        .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+        .stdout_has("cover contoso.com");
 
     // --host by name: its address from the given DNS server, no SRV.
     let port = p.addr.port().to_string();
-    probe(&[
-        "--host",
-        "edgepool2-xmpp.contoso.com",
-        "--port",
-        &port,
-        "--domain",
-        "contoso.com",
-        "--dns-server",
-        &dns_addr,
-        "--accept-untrusted-cert",
-    ])
-    .run()
-    .code(0)
-    .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
-    .stdout_has(&format!("127.0.0.1:{port}: open"));
+    probe()
+        .args([
+            "--host",
+            "edgepool2-xmpp.contoso.com",
+            "--port",
+            &port,
+            "--domain",
+            "contoso.com",
+            "--dns-server",
+            &dns_addr,
+            "--accept-untrusted-cert",
+        ])
+        .run()
+        .code(0)
+        .stdout_has("edgepool2-xmpp.contoso.com A 127.0.0.1")
+        .stdout_has(&format!("127.0.0.1:{port}: open"));
 }
 
 #[test]
@@ -584,14 +456,9 @@ fn partner_check_names_split_brain() {
     let _log = p.log_on_panic();
     // SRV still prefers the old pool, whose A record is the old address.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (dns, t) = federation(
-        &p,
-        dir.path(),
-        false,
-        "127.0.0.1",
-        "  accept_untrusted_cert: true",
-    );
-    probe(&["-t", &t, "--pool", "EdgePool2"])
+    let (dns, t) = federation(&p, dir.path(), false, "127.0.0.1", None);
+    probe()
+        .args(["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
         .stdout_has("split brain: partners go first to edgepool1-xmpp.contoso.com (EdgePool1), not to EdgePool2's edgepool2-xmpp.contoso.com")
@@ -602,14 +469,9 @@ fn partner_check_names_split_brain() {
 
     // SRV moved, but the new target's A record still carries the old
     // pool's address.
-    let (_dns, t) = federation(
-        &p,
-        dir.path(),
-        true,
-        "127.0.0.250",
-        "  accept_untrusted_cert: true",
-    );
-    probe(&["-t", &t, "--pool", "EdgePool2"])
+    let (_dns, t) = federation(&p, dir.path(), true, "127.0.0.250", None);
+    probe()
+        .args(["-t", &t, "--pool", "EdgePool2"])
         .run()
         .code(1)
         .stdout_has("ok   pool       partners' first choice edgepool2-xmpp.contoso.com is EdgePool2's SRV target")
@@ -625,28 +487,22 @@ fn step6_unreachable_host_blocks_inside_a_private_network_namespace() {
     let ip = crate::harness::need("ip", "iproute2");
     let dir = tempfile::tempdir().expect("tempdir");
     let edge = Ipv4Addr::new(192, 0, 2, 20);
-    let t = topology(dir.path(), 5269, &[edge], no_dns(), "");
-    // $0: edgefail, $1: the topology, $2: ip.
-    let mut script = String::from(
-        "\"$2\" link set lo up && \"$2\" route add unreachable 192.0.2.0/24 && exec \"$0\" failover --dry-run -t \"$1\" --from EdgePool1 --to EdgePool2",
-    );
-    for s in SKIP_ALL_BUT_PORT {
-        script.push(' ');
-        script.push_str(s);
-    }
-    let out = std::process::Command::new(unshare)
-        .args(["--net", "sh", "-c", &script])
-        .arg(crate::harness::edgefail_bin())
-        .arg(&t)
-        .arg(ip)
-        .env("NO_COLOR", "1")
-        .env("XDG_STATE_HOME", dir.path())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run edgefail in a network namespace");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let t = topology(5269, &[edge], &no_dns()).write(dir.path());
+    // $0: edgefail, $1: ip, then edgefail's arguments.
+    let script = "\"$1\" link set lo up && \"$1\" route add unreachable 192.0.2.0/24 && shift && exec \"$0\" \"$@\"";
+    let out = port_check(&t)
+        .inside([
+            unshare.as_os_str(),
+            "--net".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            script.as_ref(),
+            crate::harness::edgefail_bin().as_os_str(),
+            ip.as_os_str(),
+        ])
+        .run()
+        .code(1);
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     assert!(
         stdout.contains("192.0.2.20:5269: unreachable (no route to host")
             && stdout.contains("not reachable on 1 of 1 Edge server(s)"),

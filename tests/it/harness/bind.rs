@@ -1,15 +1,18 @@
 //! A real BIND 9 for DNS tests: a primary that takes TSIG-signed updates and
 //! a secondary fed by NOTIFY + IXFR/AXFR, each `named -g` on its own free
-//! port of 127.0.0.1, in its own temp dir, with a key generated per test.
-//! Only the children started here are ever stopped, by their own handle.
+//! port of 127.0.0.1, in its own temp dir, with a key generated per test;
+//! lone primaries for other zones; and the DNS part of a topology pointing
+//! at them. Only the children started here are ever stopped, by their own
+//! handle.
 
 use std::io::Read;
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::need;
+use super::net::free_port;
+use super::topology::{Dns, Topology, Tsig};
 
 /// The zone every test starts from: EdgePool1 carries XMPP federation.
 pub const ZONE: &str = "contoso.com";
@@ -85,16 +88,21 @@ impl Key {
     }
 }
 
-/// A TCP+UDP port of 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = tcp.local_addr().expect("local addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free TCP+UDP port on 127.0.0.1");
+/// named.conf for one server of `zone` on 127.0.0.1:`port`, its files in
+/// `dir`: `options` adds to the options block, `keys` are key statements,
+/// `zone_body` goes inside the zone statement.
+fn named_conf(
+    dir: &Path,
+    port: u16,
+    options: &str,
+    keys: &str,
+    zone: &str,
+    zone_body: &str,
+) -> String {
+    format!(
+        "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n{options}}};\ncontrols {{ }};\n{keys}zone \"{zone}\" {{\n{zone_body}}};\n",
+        d = dir.display(),
+    )
 }
 
 /// One running `named`.
@@ -103,6 +111,8 @@ pub struct Named {
     pub port: u16,
     dir: PathBuf,
     role: &'static str,
+    /// The temp dir this server owns, if it owns one.
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Named {
@@ -137,7 +147,43 @@ impl Named {
             port,
             dir: dir.to_path_buf(),
             role,
+            _tmp: None,
         }
+    }
+
+    /// A lone primary for `zone` serving `zone_text`, in nobody's NOTIFY
+    /// list, on a free port of 127.0.0.1 (another is tried if that one is
+    /// taken), in a new directory under `parent`.
+    pub fn lone(parent: &Path, role: &'static str, zone: &str, zone_text: &str) -> Named {
+        for attempt in 0..5 {
+            let port = free_port();
+            let dir = parent.join(format!("{role}{attempt}"));
+            std::fs::create_dir_all(&dir).expect("mkdir for named");
+            std::fs::write(dir.join("zone.db"), zone_text).expect("write zone");
+            let conf = named_conf(
+                &dir,
+                port,
+                " notify no;\n",
+                "",
+                zone,
+                &format!(" type primary;\n file \"{}/zone.db\";\n", dir.display()),
+            );
+            let mut named = Named::spawn(&dir, &conf, port, role);
+            match named.wait_ready(Instant::now() + Duration::from_secs(10)) {
+                Ok(()) => return named,
+                Err(true) => continue,
+                Err(false) => panic!("the {role} BIND did not start (log above)"),
+            }
+        }
+        panic!("the {role} BIND could not find a free port in 5 attempts");
+    }
+
+    /// As `lone`, in a temp dir of its own, removed with it.
+    pub fn lone_in_temp_dir(role: &'static str, zone: &str, zone_text: &str) -> Named {
+        let tmp = tempfile::tempdir().expect("temp dir for named");
+        let mut named = Named::lone(tmp.path(), role, zone, zone_text);
+        named._tmp = Some(tmp);
+        named
     }
 
     /// Wait for "running" in the log. `Err(true)`: the port was taken (retry).
@@ -231,16 +277,30 @@ impl Bind {
             // The secondary starts from the same data, so it is ready at
             // once; NOTIFY then brings every change over.
             std::fs::write(sdir.join("zone.db"), zone).expect("write zone");
-            let pconf = format!(
-                "options {{\n directory \"{d}\";\n listen-on port {pp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n}};\ncontrols {{ }};\n{k}{o}zone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n allow-update {{ key \"{kn}\"; }};\n}};\n",
-                d = pdir.display(),
-                k = key.statement(),
-                o = other_key.statement(),
-                kn = key.name,
+            let pconf = named_conf(
+                &pdir,
+                pp,
+                &format!(
+                    " notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n"
+                ),
+                &format!("{}{}", key.statement(), other_key.statement()),
+                ZONE,
+                &format!(
+                    " type primary;\n file \"{}/zone.db\";\n allow-update {{ key \"{}\"; }};\n",
+                    pdir.display(),
+                    key.name
+                ),
             );
-            let sconf = format!(
-                "options {{\n directory \"{d}\";\n listen-on port {sp} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type secondary;\n masterfile-format text;\n primaries {{ 127.0.0.1 port {pp}; }};\n file \"{d}/zone.db\";\n}};\n",
-                d = sdir.display(),
+            let sconf = named_conf(
+                &sdir,
+                sp,
+                " notify no;\n",
+                "",
+                ZONE,
+                &format!(
+                    " type secondary;\n masterfile-format text;\n primaries {{ 127.0.0.1 port {pp}; }};\n file \"{}/zone.db\";\n",
+                    sdir.display()
+                ),
             );
             let mut primary = Named::spawn(&pdir, &pconf, pp, "primary");
             let mut secondary = Named::spawn(&sdir, &sconf, sp, "secondary");
@@ -268,23 +328,25 @@ impl Bind {
     /// holds other data (serial `serial`, A record `a`): one that
     /// disagrees and never catches up.
     pub fn start_rogue(&self, serial: u32, a: &str) -> Named {
-        for attempt in 0..5 {
-            let port = free_port();
-            let dir = self.dir.path().join(format!("rogue{attempt}"));
-            std::fs::create_dir_all(&dir).expect("mkdir rogue");
-            std::fs::write(dir.join("zone.db"), zone_with(serial, a)).expect("write zone");
-            let conf = format!(
-                "options {{\n directory \"{d}\";\n listen-on port {port} {{ 127.0.0.1; }};\n listen-on-v6 {{ none; }};\n pid-file none;\n session-keyfile none;\n recursion no;\n dnssec-validation no;\n notify no;\n}};\ncontrols {{ }};\nzone \"{ZONE}\" {{\n type primary;\n file \"{d}/zone.db\";\n}};\n",
-                d = dir.display(),
-            );
-            let mut rogue = Named::spawn(&dir, &conf, port, "rogue");
-            match rogue.wait_ready(Instant::now() + Duration::from_secs(10)) {
-                Ok(()) => return rogue,
-                Err(true) => continue,
-                Err(false) => panic!("the rogue BIND did not start (log above)"),
-            }
+        Named::lone(self.dir.path(), "rogue", ZONE, &zone_with(serial, a))
+    }
+
+    /// The DNS section for this BIND: RFC 2136 updates to the primary, both
+    /// servers authoritative, the allowed key read from a file in `dir`, a
+    /// 2 s timeout.
+    pub fn dns(&self, dir: &Path) -> Dns {
+        Dns {
+            mode: Some("rfc2136"),
+            primary: Some(self.primary.addr()),
+            authoritative: vec![self.primary.addr(), self.secondary.addr()],
+            tsig: Some(Tsig::file(&self.key, &dir.join("edgefail.key"))),
+            timeout_secs: Some(2),
         }
-        panic!("the rogue BIND could not find a free port in 5 attempts");
+    }
+
+    /// The DNS tests' topology ([`published`]) pointed at this BIND.
+    pub fn topology(&self, dir: &Path) -> Topology {
+        published(ZONE).dns(self.dns(dir))
     }
 
     /// `dig +short` against one server over TCP, no recursion, sorted.
@@ -375,123 +437,13 @@ fn run_nsupdate(keyfile: &Path, port: u16, commands: &str) {
     );
 }
 
-/// The topology a DNS test runs edgefail with.
-pub struct Topo {
-    pub zone: String,
-    pub mode: &'static str,
-    pub primary: String,
-    pub authoritative: Vec<String>,
-    /// (key name, algorithm, secret_file or secret_env line)
-    pub tsig: Option<(String, String, String)>,
-    pub timeout_secs: u64,
-    pub ttl: u32,
-}
-
-impl Topo {
-    /// Point at `bind` with its allowed key, read from a file in `dir`.
-    pub fn for_bind(bind: &Bind, dir: &Path) -> Topo {
-        let keyfile = dir.join("edgefail.key");
-        bind.key.write(&keyfile);
-        Topo {
-            zone: ZONE.into(),
-            mode: "rfc2136",
-            primary: bind.primary.addr(),
-            authoritative: vec![bind.primary.addr(), bind.secondary.addr()],
-            tsig: Some((
-                bind.key.name.clone(),
-                bind.key.algorithm.clone(),
-                format!("secret_file: {}", keyfile.display()),
-            )),
-            timeout_secs: 2,
-            ttl: 120,
-        }
-    }
-
-    /// Use `key` (written to a file in `dir`) instead.
-    pub fn with_key(mut self, key: &Key, dir: &Path) -> Topo {
-        let keyfile = dir.join(format!("{}.key", key.name));
-        key.write(&keyfile);
-        self.tsig = Some((
-            key.name.clone(),
-            key.algorithm.clone(),
-            format!("secret_file: {}", keyfile.display()),
-        ));
-        self
-    }
-
-    pub fn yaml(&self) -> String {
-        let tsig = match &self.tsig {
-            Some((name, alg, source)) => {
-                format!("  tsig:\n    name: {name}\n    algorithm: {alg}\n    {source}\n")
-            }
-            None => String::new(),
-        };
-        let auth: String = self
-            .authoritative
-            .iter()
-            .map(|a| format!("    - {a}\n"))
-            .collect();
-        format!(
-            "version: 1
-xmpp:
-  domain: {zone}
-  a_record: xmpp.{zone}
-  port: 5269
-  ttl: {ttl}
-dns:
-  zone: {zone}
-  mode: {mode}
-  primary: {primary}
-  authoritative:
-{auth}{tsig}  timeout_secs: {timeout}
-management:
-  transport:
-    type: local
-    program: pwsh
-timeouts:
-  command_secs: 10
-  verify_secs: 10
-  poll_ms: 50
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.{zone}
-        version: lync2013
-        srv_priority: 10
-        srv_target: edgepool1-xmpp.{zone}
-        servers:
-          - fqdn: EdgeServer1.{zone}
-            external_ipv4: {POOL1_IP}
-            transport:
-              type: local
-              program: pwsh
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.{zone}
-        version: lync2013
-        srv_priority: 20
-        srv_target: edgepool2-xmpp.{zone}
-        servers:
-          - fqdn: EdgeServer2.{zone}
-            external_ipv4: {POOL2_IP}
-            transport:
-              type: local
-              program: pwsh
-",
-            zone = self.zone,
-            ttl = self.ttl,
-            mode = self.mode,
-            primary = self.primary,
-            timeout = self.timeout_secs,
-        )
-    }
-
-    /// Write the topology into `dir` and return its path.
-    pub fn write(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("edgefail.yaml");
-        std::fs::write(&path, self.yaml()).expect("write topology");
-        path
-    }
+/// The DNS tests' topology for `domain`: `Topology::new` with SRV targets,
+/// the Edge servers published at [`POOL1_IP`] and [`POOL2_IP`] as the zone
+/// has them, and a TTL of 120 for the new records.
+pub fn published(domain: &str) -> Topology {
+    Topology::new(domain)
+        .srv_targets()
+        .ttl(120)
+        .address(&format!("EdgeServer1.{domain}"), POOL1_IP)
+        .address(&format!("EdgeServer2.{domain}"), POOL2_IP)
 }

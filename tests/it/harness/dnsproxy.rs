@@ -4,10 +4,12 @@
 //! between edgefail's check and its apply without hooks in edgefail.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::net::listen;
 
 /// What to do with the next UPDATE.
 pub enum OnUpdate {
@@ -41,8 +43,7 @@ impl DnsProxy {
         // Queries may come over UDP too (the partner's-eye lookup): relay
         // them on the same port number. Updates only ever come over TCP.
         let (listener, udp) = loop {
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-            let port = listener.local_addr().expect("proxy address").port();
+            let (listener, port) = listen(Ipv4Addr::LOCALHOST);
             if let Ok(udp) = UdpSocket::bind(("127.0.0.1", port)) {
                 break (listener, udp);
             }

@@ -1,14 +1,16 @@
 //! A real Prosody (the Debian package) for the XMPP tests: its own config,
 //! data dir and self-signed certificates in a temp dir, server-to-server on
-//! 127.0.0.1 and a free port, killed by PID when dropped.
+//! 127.0.0.1 and a free port (another if that one is taken), killed by PID
+//! when dropped.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::need;
+use super::net::free_port;
 
 /// One VirtualHost and the DNS names its certificate carries.
 #[derive(Debug, Clone)]
@@ -32,22 +34,25 @@ pub struct Prosody {
     pub addr: SocketAddr,
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
-}
-
 fn lua_string(s: &Path) -> String {
     format!("{:?}", s.display().to_string())
 }
 
 impl Prosody {
-    /// Start Prosody serving `hosts` and wait until port 5269's stand-in
-    /// accepts connections.
+    /// Start Prosody serving `hosts` and wait until its server-to-server
+    /// port accepts connections; if the free port found was taken
+    /// meanwhile, start again on another.
     pub fn start(hosts: &[VHost]) -> Prosody {
+        for _attempt in 0..5 {
+            if let Some(p) = Prosody::try_start(hosts) {
+                return p;
+            }
+        }
+        panic!("prosody found its port taken 5 times");
+    }
+
+    /// `None`: the port was taken.
+    fn try_start(hosts: &[VHost]) -> Option<Prosody> {
         let prosody = need("prosody", "prosody");
         let dir = tempfile::tempdir().expect("temp dir for prosody");
         let root = dir.path();
@@ -112,8 +117,7 @@ log = {{ debug = {log} }}
             dir,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
-        p.wait_ready(Duration::from_secs(20));
-        p
+        p.wait_ready(Duration::from_secs(20)).then_some(p)
     }
 
     /// The two hosts the XMPP tests use: contoso.com with a certificate
@@ -139,17 +143,31 @@ log = {{ debug = {log} }}
         p
     }
 
-    fn wait_ready(&mut self, limit: Duration) {
+    /// Wait until Prosody says it listens on its port and a connection is
+    /// accepted there; `false` if it says the port is in use.
+    fn wait_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
+        let listening = format!(
+            "Activated service 's2s' on [127.0.0.1]:{}",
+            self.addr.port()
+        );
         loop {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("prosody.log")).unwrap_or_default();
+            if log.contains("Failed to open server port") {
+                // Drop stops this one; the caller starts another.
+                return false;
+            }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "prosody exited before it was ready ({status})\n{}",
                     self.log()
                 );
             }
-            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return;
+            if log.contains(&listening)
+                && TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
+            {
+                return true;
             }
             if Instant::now() >= deadline {
                 panic!(

@@ -1,7 +1,8 @@
 //! A terminal for edgefail: `script(1)` gives it a pty, so prompts that
 //! only appear on a terminal (the failover confirmation, manual DNS) can be
-//! answered the way an operator would.
+//! answered the way an operator would. Started by `Run::on_terminal`.
 
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -21,21 +22,20 @@ fn sh_quote(arg: &str) -> String {
 }
 
 impl Pty {
-    /// Start edgefail with `args` on a terminal; 30 s for the whole session.
-    pub fn edgefail<S: AsRef<str>>(args: &[S]) -> Pty {
+    /// Start edgefail with `args` (and `envs`) on a terminal, in the tests'
+    /// usual environment; 30 s for the whole session.
+    pub(super) fn start(args: &[OsString], envs: &[(OsString, OsString)]) -> Pty {
         let script = super::need("script", "bsdutils");
         let mut line = sh_quote(&super::edgefail_bin().display().to_string());
         for a in args {
             line.push(' ');
-            line.push_str(&sh_quote(a.as_ref()));
+            line.push_str(&sh_quote(&a.to_string_lossy()));
         }
-        let state = std::env::temp_dir().join(format!("edgefail-it-state-{}", std::process::id()));
-        let mut child = Command::new(script)
-            .args(["-qec", &line, "/dev/null"])
-            .env("NO_COLOR", "1")
-            .env("XDG_STATE_HOME", state)
-            .env_remove("RUST_LOG")
-            .env_remove("EDGEFAIL_TOPOLOGY")
+        let mut cmd = Command::new(script);
+        cmd.args(["-qec", &line, "/dev/null"]);
+        super::isolate(&mut cmd);
+        let mut child = cmd
+            .envs(envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

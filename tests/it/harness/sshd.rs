@@ -3,12 +3,13 @@
 //! free ports of 127.0.0.1 (one per simulated machine).
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::need;
+use super::net::free_port;
 use super::standin::SshEndpoints;
 
 pub struct Sshd {
@@ -51,11 +52,6 @@ fn public_key(path: &Path) -> String {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
 }
 
 fn current_user() -> String {

@@ -1,12 +1,14 @@
-//! A simulated Lync estate for the PowerShell stand-in: its state file, a
-//! topology whose transports run the stand-in, and helpers to read what the
-//! stand-in was asked to do.
+//! A simulated Lync estate for the PowerShell stand-in: its state file, the
+//! transports that run the stand-in for each of its machines (the topology
+//! itself is `Topology::estate`), and helpers to read what the stand-in was
+//! asked to do.
 
 use std::path::{Path, PathBuf};
 
+use edgefail::steps::StepId;
 use serde_json::{Value, json};
 
-use super::sshd::Sshd;
+use super::topology::{Ssh, Topology, Transport};
 
 /// The stand-in binary cargo built as an example next to this test binary.
 #[track_caller]
@@ -196,6 +198,18 @@ impl Estate {
         );
     }
 
+    /// A start hung on `server` past the `secs` command timeout: the step
+    /// failed naming it, after the route had been set.
+    #[track_caller]
+    pub fn assert_start_timed_out(&self, out: &crate::harness::Outcome, server: &str, secs: u64) {
+        let line = format!("{server}: Start-CsWindowsService: no answer within {secs}s");
+        assert!(out.stdout.contains(&line), "{}", out.stdout);
+        assert_eq!(
+            self.read()["sites"]["Site2"]["route"],
+            "EdgeServer2.contoso.com"
+        );
+    }
+
     pub fn fault(&self, host: &str, cmdlet: &str, action: &str, message: &str) {
         self.add_fault(
             json!({"host": host, "cmdlet": cmdlet, "action": action, "message": message}),
@@ -215,140 +229,62 @@ impl Estate {
         self.edit(|v| v["faults"] = json!([]));
     }
 
-    fn transport(&self, host: &str) -> String {
-        format!(
-            "{{ type: local, program: '{}', args: ['--state', '{}', '--host', '{host}'], module: Lync }}",
-            standin_bin().display(),
-            self.state.display()
-        )
-    }
-
-    /// Write a topology for this estate and return its path. `extra` is
-    /// appended to the Site2 pool (e.g. "route_server: ...").
+    /// This estate's default topology (`Topology::estate`), written into
+    /// its directory.
     pub fn topology(&self) -> PathBuf {
-        self.topology_with(|t| t)
+        Topology::estate(self).write(self.dir.path())
     }
 
-    pub fn topology_with(&self, edit: impl FnOnce(String) -> String) -> PathBuf {
-        self.topology_via(|host| self.transport(host), edit)
-    }
-
-    /// Every machine this estate's topology names, each with its own port
-    /// of `sshd`: the management shell, EdgeServer1, then the target pool.
+    /// Every machine this estate's topology names: the management shell,
+    /// EdgeServer1, then the target pool.
     pub fn machines(&self) -> Vec<String> {
         let mut all = vec![
-            "fe1.contoso.com".to_string(),
+            MANAGEMENT.to_string(),
             "EdgeServer1.contoso.com".to_string(),
         ];
         all.extend(self.target_servers.iter().cloned());
         all
     }
 
-    /// A topology whose machines (management shell included) are reached
-    /// over ssh through `sshd`, the stand-in playing powershell.exe on the
-    /// far side; `adjust` may change how any one machine is reached.
-    #[track_caller]
-    pub fn topology_ssh(&self, sshd: &Sshd, adjust: impl Fn(&str, &mut SshTarget)) -> PathBuf {
-        self.topology_over(&sshd.endpoints(), adjust)
-    }
-
-    /// As `topology_ssh`, to any endpoints (a server need not run).
-    #[track_caller]
-    pub fn topology_over(
-        &self,
-        endpoints: &SshEndpoints,
-        adjust: impl Fn(&str, &mut SshTarget),
-    ) -> PathBuf {
-        let machines = self.machines();
-        assert!(
-            endpoints.ports.len() >= machines.len(),
-            "{} machines need as many ports (sshd listeners)",
-            machines.len()
-        );
-        let transport = |host: &str| {
-            let index = machines
-                .iter()
-                .position(|m| m == host)
-                .expect("a machine of this estate");
-            let mut target = SshTarget {
-                port: endpoints.ports[index],
-                user: endpoints.user.clone(),
-                identity_file: endpoints.identity_file.clone(),
-                known_hosts: endpoints.known_hosts.clone(),
-                extra: String::new(),
-            };
-            adjust(host, &mut target);
-            format!(
-                "{{ type: ssh, host: 127.0.0.1, port: {port}, user: {user}, identity_file: '{id}', known_hosts: '{kh}', remote_program: '{standin} --state {state} --host {host}', module: Lync{extra} }}",
-                port = target.port,
-                user = target.user,
-                id = target.identity_file.display(),
-                kh = target.known_hosts.display(),
-                standin = standin_bin().display(),
-                state = self.state.display(),
-                extra = target.extra,
-            )
-        };
-        self.topology_via(transport, |t| t)
-    }
-
-    fn topology_via(
-        &self,
-        transport: impl Fn(&str) -> String,
-        edit: impl FnOnce(String) -> String,
-    ) -> PathBuf {
-        let mut target = String::new();
-        for (i, s) in self.target_servers.iter().enumerate() {
-            target.push_str(&format!(
-                "          - fqdn: {s}\n            external_ipv4: 127.0.0.{}\n            transport: {}\n",
-                20 + i,
-                transport(s)
-            ));
+    /// The stand-in, run locally, playing `host`.
+    pub fn local_transport(&self, host: &str) -> Transport {
+        Transport::Local {
+            program: standin_bin().display().to_string(),
+            args: vec![
+                "--state".into(),
+                self.state.display().to_string(),
+                "--host".into(),
+                host.into(),
+            ],
+            module: Some("Lync".into()),
         }
-        let text = format!(
-            "version: 1
-xmpp:
-  domain: contoso.com
-  a_record: xmpp.contoso.com
-  port: 5269
-  ttl: 300
-dns:
-  zone: contoso.com
-  mode: manual
-  authoritative: ['127.0.0.1:1']
-management:
-  transport: {mgmt}
-timeouts:
-  command_secs: 10
-  verify_secs: 10
-  poll_ms: 50
-sites:
-  - name: Site1
-    pools:
-      - name: EdgePool1
-        fqdn: edgepool1.contoso.com
-        version: lync2013
-        srv_priority: 10
-        servers:
-          - fqdn: EdgeServer1.contoso.com
-            external_ipv4: 127.0.0.10
-            transport: {edge1}
-  - name: Site2
-    pools:
-      - name: EdgePool2
-        fqdn: edgepool2.contoso.com
-        version: lync2013
-        srv_priority: 20
-        servers:
-{target}",
-            mgmt = transport("fe1.contoso.com"),
-            edge1 = transport("EdgeServer1.contoso.com"),
-        );
-        let path = self.path("topology.yaml");
-        std::fs::write(&path, edit(text)).expect("write topology");
-        path
+    }
+
+    /// `host` reached over ssh on `port` of `endpoints`, the stand-in
+    /// playing powershell.exe on the far side.
+    pub fn ssh_transport(&self, host: &str, endpoints: &SshEndpoints, port: u16) -> Transport {
+        Transport::Ssh(Ssh {
+            host: "127.0.0.1".into(),
+            port,
+            user: endpoints.user.clone(),
+            identity_file: endpoints.identity_file.clone(),
+            known_hosts: endpoints.known_hosts.clone(),
+            remote_program: format!(
+                "{} --state {} --host {host}",
+                standin_bin().display(),
+                self.state.display()
+            ),
+            module: Some("Lync".into()),
+            accept_new_host_keys: None,
+            control_persist_secs: None,
+            connect_timeout_secs: None,
+            ssh_program: None,
+        })
     }
 }
+
+/// The machine that plays the management shell.
+pub const MANAGEMENT: &str = "fe1.contoso.com";
 
 /// Where an estate's machines listen for ssh: one port per machine.
 pub struct SshEndpoints {
@@ -358,25 +294,11 @@ pub struct SshEndpoints {
     pub known_hosts: PathBuf,
 }
 
-/// How one machine of an estate is reached over the test sshd.
-pub struct SshTarget {
-    pub port: u16,
-    pub user: String,
-    pub identity_file: PathBuf,
-    pub known_hosts: PathBuf,
-    /// More fields for the transport, each as ", key: value".
-    pub extra: String,
-}
-
-/// The steps that need components other than the stand-in (DNS, port
-/// probe, an XMPP server for the partner's-eye check).
-pub const SKIP_NON_LYNC: [&str; 8] = [
-    "--skip",
-    "dns.a",
-    "--skip",
-    "dns.srv",
-    "--skip",
-    "port.check",
-    "--skip",
-    "federation.check",
+/// The steps the stand-in plays alone (the others need DNS, a port probe,
+/// an XMPP server for the partner's-eye check): `Run::only(&LYNC_STEPS)`.
+pub const LYNC_STEPS: [StepId; 4] = [
+    StepId::PoolDeployed,
+    StepId::ServicesStop,
+    StepId::RouteSet,
+    StepId::ServicesStart,
 ];
