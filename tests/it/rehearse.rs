@@ -4,9 +4,8 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use edgefail::event::{Event, Outcome, Phase, RunOutcome};
+use edgefail::event::{Event, Outcome, Phase, Rehearsal, RunOutcome};
 use edgefail::steps::StepId;
-use serde_json::Value;
 
 use crate::harness::events::CHANGING_STEPS;
 use crate::harness::topology::{
@@ -27,9 +26,30 @@ fn readme_rehearsal() -> Run {
         .current_dir(&repo())
 }
 
-/// The lines of `kind` among a rehearsal's own (untyped) lines.
-fn of_type<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|e| e["type"] == kind).collect()
+/// The rehearsal's announcements among the events.
+fn rehearsals(events: &[Event]) -> Vec<&Rehearsal> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Rehearsal(r) => Some(r.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The rehearsal's resume notices: (failed exit code, command).
+fn resumes(events: &[Event]) -> Vec<(i32, &str)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::RehearsalResume {
+                failed_exit_code,
+                command,
+                ..
+            } => Some((*failed_exit_code, command.as_str())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every step that changed something was verified, and the run completed.
@@ -153,10 +173,11 @@ fn three_sites_with_eight_edge_servers_each_rehearse_to_completion() {
         .json()
         .run()
         .code(0);
-    assert_completed(&out.events(), &out.stdout);
-    let lines = out.json_lines();
-    let rehearsal = of_type(&lines, "rehearsal");
-    assert_eq!(rehearsal[0]["servers"].as_array().map(Vec::len), Some(24));
+    let events = out.events();
+    assert_completed(&events, &out.stdout);
+    let rehearsal = rehearsals(&events);
+    assert_eq!(rehearsal.len(), 1, "{}", out.stdout);
+    assert_eq!(rehearsal[0].servers.len(), 24);
 }
 
 /// Every IPv4 address in `text`.
@@ -177,15 +198,15 @@ fn nothing_but_loopback_is_used() {
         .json()
         .run()
         .code(0);
-    assert_completed(&out.events(), &out.stdout);
-    let lines = out.json_lines();
-    let mapping = of_type(&lines, "rehearsal")[0];
+    let events = out.events();
+    assert_completed(&events, &out.stdout);
+    let mapping = rehearsals(&events)[0];
     let mut mapped = Vec::new();
-    for s in mapping["servers"].as_array().expect("servers") {
-        mapped.push(s["rehearsal"].as_str().unwrap_or_default().to_string());
+    for s in &mapping.servers {
+        mapped.push(s.rehearsal.clone());
     }
-    mapped.push(mapping["dns"]["primary"]["rehearsal"].to_string());
-    mapped.push(mapping["dns"]["authoritative"]["rehearsal"].to_string());
+    mapped.push(mapping.dns.primary.rehearsal.clone());
+    mapped.push(mapping.dns.authoritative.rehearsal.join(", "));
     for text in &mapped {
         let found = addresses(text);
         assert!(!found.is_empty(), "no address in {text}");
@@ -195,8 +216,8 @@ fn nothing_but_loopback_is_used() {
         );
     }
     // What the steps read, changed and probed: loopback only.
-    for e in lines.iter().filter(|e| e["type"] != "rehearsal") {
-        let text = e.to_string();
+    for e in events.iter().filter(|e| !matches!(e, Event::Rehearsal(_))) {
+        let text = serde_json::to_string(e).expect("an event as JSON");
         for ip in addresses(&text) {
             assert!(ip.is_loopback(), "{ip} outside 127.0.0.0/8 in {text}");
         }
@@ -226,16 +247,13 @@ fn drill(fault: &str, step: StepId, phase: Phase, outcome: Outcome, says: &str) 
         "{fault}: {step} says {:?} (expected {says:?})",
         failure.summary
     );
-    let lines = out.json_lines();
-    let resume = of_type(&lines, "rehearsal_resume");
+    let resume = resumes(&events);
     assert_eq!(resume.len(), 1, "{}", out.stdout);
+    assert_eq!(resume[0].0, 1, "{}", out.stdout);
     assert!(
-        resume[0]["command"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("edgefail failover --resume"),
+        resume[0].1.starts_with("edgefail failover --resume"),
         "{}",
-        resume[0]
+        resume[0].1
     );
     let started = events.run_starts();
     assert_eq!(started[1].1.as_ref(), Some(&started[0].0), "{}", out.stdout);

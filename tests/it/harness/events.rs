@@ -8,25 +8,15 @@ use edgefail::event::{self, Event, Phase, RunOutcome};
 use edgefail::steps::{Change, StepId};
 use serde::Deserialize;
 
-/// Lines of `--output json` that are not run events (yet): the rehearsal's
-/// mapping and its resume notice. `Outcome::json_lines` has them.
-pub const NOT_RUN_EVENTS: [&str; 2] = ["rehearsal", "rehearsal_resume"];
-
-/// Every run event in JSON Lines `text`, typed; the lines of
-/// [`NOT_RUN_EVENTS`] are left out. Panics with the offending line (and
-/// `context`) on anything else that does not parse.
+/// Every event in JSON Lines `text`, typed (the rehearsal's own lines
+/// included). Panics with the offending line (and `context`) on anything
+/// that does not parse.
 #[track_caller]
 pub fn parse(text: &str, context: &str) -> Vec<Event> {
     let mut events = Vec::new();
     for line in text.lines() {
         let value: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{context}"));
-        if value["type"]
-            .as_str()
-            .is_some_and(|t| NOT_RUN_EVENTS.contains(&t))
-        {
-            continue;
-        }
         events.push(
             serde_json::from_value(value)
                 .unwrap_or_else(|e| panic!("not a run event ({e}): {line}\n{context}")),

@@ -352,16 +352,15 @@ impl Outcome {
         self
     }
 
-    /// stdout's run events, typed (`--output json`). Panics with the
-    /// offending line on one that does not parse; the rehearsal's own lines
-    /// (`events::NOT_RUN_EVENTS`) are left out: see `json_lines`.
+    /// stdout's events, typed (`--output json`). Panics with the offending
+    /// line on one that does not parse.
     #[track_caller]
     pub fn events(&self) -> Vec<Event> {
         events::parse(&self.stdout, &self.context())
     }
 
-    /// stdout as untyped JSON Lines, for output that is not run events: the
-    /// rehearsal's lines, `history --output json`.
+    /// stdout as untyped JSON Lines, for output that is not events:
+    /// `history --output json`, probe's report.
     #[track_caller]
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
         self.stdout
