@@ -22,11 +22,15 @@
 //!   "incomplete" | "completed" | "failed" | "verify_failed" | "declined" |
 //!   "refused" | "interrupted"), `exit_code`, `message`, `counts` (outcome ->
 //!   number of phases), `duration_ms`.
-//! - `warning`: `origin` ("topology" | "journal" | "lock" | "run"), `level`
+//! - `warning`: `origin` ("topology" | "journal" | "lock"), `level`
 //!   ("warning" | "note"), `message`, and for topology findings `file`,
-//!   `line`, `column`, `field`.
-//! - `operator_action`: `step`, `message`, `instructions` (lines, such as
-//!   nsupdate input): the operator must act (dns.mode manual).
+//!   `line`, `column`, `field`. Also said on stderr under `--output json`.
+//!   Warnings about the topology or the journal come before `run_started`
+//!   (in a rehearsal, right after `rehearsal`): they are found before the
+//!   run begins.
+//! - `operator_action`: `step`, `message`, `instructions_title`,
+//!   `instructions` (lines, such as nsupdate input): the operator must act
+//!   (dns.mode manual). Also said on stderr under `--output json`.
 //! - `rehearsal`: first line of `edgefail rehearse`: `format`, `from`, `to`,
 //!   `topology`, `domain`, `xmpp_port` (`{real, rehearsal}`), `servers`
 //!   (`[{fqdn, pool, real, rehearsal}]`), `dns` (`primary` and
@@ -240,6 +244,8 @@ pub enum Event {
     OperatorAction {
         step: StepId,
         message: String,
+        /// What the instructions are ("As nsupdate input ...").
+        instructions_title: String,
         instructions: Vec<String>,
     },
     /// `edgefail rehearse` says what it simulates, before the run.
@@ -260,7 +266,6 @@ pub enum Origin {
     Topology,
     Journal,
     Lock,
-    Run,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,35 +39,7 @@ impl Exit {
             Exit::Interrupted => 130,
         }
     }
-
-    /// The exit a recorded code stands for (journals keep the number).
-    pub fn from_code(code: i32) -> Exit {
-        [
-            Exit::Ok,
-            Exit::StepFailed,
-            Exit::Usage,
-            Exit::VerifyFailed,
-            Exit::ChangesPending,
-            Exit::Declined,
-            Exit::Locked,
-            Exit::ResumeRefused,
-            Exit::Interrupted,
-        ]
-        .into_iter()
-        .find(|e| e.code() == code)
-        .unwrap_or(Exit::StepFailed)
-    }
 }
-
-pub const OK: i32 = Exit::Ok.code();
-pub const STEP_FAILED: i32 = Exit::StepFailed.code();
-pub const USAGE: i32 = Exit::Usage.code();
-pub const VERIFY_FAILED: i32 = Exit::VerifyFailed.code();
-pub const CHANGES_PENDING: i32 = Exit::ChangesPending.code();
-pub const DECLINED: i32 = Exit::Declined.code();
-pub const LOCKED: i32 = Exit::Locked.code();
-pub const RESUME_REFUSED: i32 = Exit::ResumeRefused.code();
-pub const INTERRUPTED: i32 = Exit::Interrupted.code();
 
 /// A command that could not do its work: why, and which exit says so.
 #[derive(Debug)]

@@ -85,7 +85,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// The journal's directory with its missing parents; the directory itself,
 /// when missing, only for this user (it holds what runs did and who ran
 /// them).
-fn make_dir(dir: &Path) -> std::io::Result<()> {
+pub fn make_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

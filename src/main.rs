@@ -24,10 +24,10 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             edgefail::report::outcome(result)
         }
-        Err(e) => edgefail::report::outcome(Err(anyhow::anyhow!(
-            "cannot start the async runtime: {e}"
-        )
-        .into())),
+        Err(e) => edgefail::report::outcome(Err(edgefail::exit::Failed {
+            exit: edgefail::exit::Exit::StepFailed,
+            error: anyhow::anyhow!("cannot start the async runtime: {e}"),
+        })),
     };
     ExitCode::from(u8::try_from(exit.code()).unwrap_or(1))
 }

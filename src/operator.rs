@@ -1,8 +1,10 @@
 //! The operator, as a step or the runner sees them: someone who can be
 //! asked to confirm. The CLI puts a terminal behind this (report::Terminal);
-//! rehearsals and tests put a script or nobody.
+//! rehearsals put nobody, tests a script.
 
+#[cfg(test)]
 use std::collections::VecDeque;
+#[cfg(test)]
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -33,13 +35,15 @@ impl Operator for Absent {
 }
 
 /// Answers given in advance, one per question, in order; questions past
-/// the last answer get no.
+/// the last answer get no. For tests.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct Scripted {
     answers: Mutex<VecDeque<String>>,
     asked: Mutex<Vec<String>>,
 }
 
+#[cfg(test)]
 impl Scripted {
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(answers: I) -> Scripted {
         Scripted {
@@ -54,6 +58,7 @@ impl Scripted {
     }
 }
 
+#[cfg(test)]
 #[async_trait]
 impl Operator for Scripted {
     fn present(&self) -> bool {

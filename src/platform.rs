@@ -16,14 +16,13 @@ use std::path::{Path, PathBuf};
 
 // --- who and where -------------------------------------------------------
 
-/// (user, host) of this process, for lock records and messages. The OS's
-/// own answer first (the account of the effective user, the host name),
-/// then the environment, then a placeholder: this never fails.
+/// (user, host) of this process, for lock records and messages. The user
+/// as the login environment names it (as edgefail always did), else the
+/// OS's account name; the host as the OS names it, else the environment;
+/// then a placeholder: this never fails.
 pub fn whoami() -> (String, String) {
-    let user = ::whoami::username()
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| env_first(USER_VARS))
+    let user = env_first(USER_VARS)
+        .or_else(|| ::whoami::username().ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(unknown_user);
     let host = ::whoami::hostname()
         .ok()

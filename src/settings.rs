@@ -9,11 +9,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail};
 
 use crate::cli::{JournalArg, Output, PlanArgs, ProbeArgs};
+use crate::engine::resume::{self, Resume};
 use crate::event::{Event, Level, Location, Origin};
 use crate::journal;
 use crate::names::{self, printable};
 use crate::steps::{self, Ctx, RunOptions, StepId, partner};
-use crate::topology::{self, Loaded, Pool, Severity, Topology, parse_server_addr};
+use crate::topology::{
+    self, Loaded, Pool, Severity, Timeouts as RunTimeouts, Topology, parse_server_addr,
+};
 use crate::xmpp::probe::ProbeOptions;
 use crate::xmpp::srv::DirectLookup;
 use crate::xmpp::{DEFAULT_PARTNER, Timeouts};
@@ -94,6 +97,41 @@ pub fn journal_path(topology: &Path, arg: &JournalArg) -> PathBuf {
         .unwrap_or_else(|| journal::default_path(topology))
 }
 
+/// `--resume`: the last unfinished failover in the journal at `journal`,
+/// or why there is none (the error says "cannot resume: ..."). Lines of the
+/// journal that could not be read come back for the caller to show.
+pub fn find_resume(
+    journal: &Path,
+    topology_text: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> (anyhow::Result<Resume>, Vec<String>) {
+    let contents = match journal::read(journal) {
+        Ok(c) => c,
+        Err(e) => return (Err(anyhow!(e).context("cannot resume")), Vec::new()),
+    };
+    let found = resume::find(&contents, journal, topology_text, from, to)
+        .map_err(|e| anyhow!(e).context("cannot resume"));
+    (found, contents.problems)
+}
+
+/// The options of a run: the flags where given, else the topology's.
+pub fn run_options(
+    t: &RunTimeouts,
+    parallel: u16,
+    graceful: bool,
+    command_secs: Option<u64>,
+    verify_secs: Option<u64>,
+) -> RunOptions {
+    RunOptions {
+        parallel: usize::from(parallel),
+        graceful,
+        command_timeout: Duration::from_secs(command_secs.unwrap_or(t.command_secs)),
+        verify_timeout: Duration::from_secs(verify_secs.unwrap_or(t.verify_secs)),
+        poll: Duration::from_millis(t.poll_ms),
+    }
+}
+
 /// A plan or failover, resolved: everything but the pools, which a resume
 /// may take from the journal.
 pub struct RunSettings {
@@ -108,17 +146,23 @@ pub struct RunSettings {
 }
 
 impl RunSettings {
-    pub fn resolve(args: &PlanArgs, graceful: bool) -> anyhow::Result<RunSettings> {
+    /// `confirm`: the operator must confirm on a terminal (failover
+    /// without --yes); refused here, before anything is read, without one.
+    pub fn resolve(args: &PlanArgs, graceful: bool, confirm: bool) -> anyhow::Result<RunSettings> {
         let skip = parse_skips(&args.skip)?;
+        if confirm && !crate::platform::stdin_is_terminal() {
+            bail!(
+                "no terminal to confirm on: pass --yes to apply without the interactive confirmation (or --dry-run to only look)"
+            );
+        }
         let loaded = load_topology(&args.topology.path)?;
-        let t = &loaded.topology.timeouts;
-        let opts = RunOptions {
-            parallel: usize::from(args.parallel),
+        let opts = run_options(
+            &loaded.topology.timeouts,
+            args.parallel,
             graceful,
-            command_timeout: Duration::from_secs(args.command_timeout.unwrap_or(t.command_secs)),
-            verify_timeout: Duration::from_secs(args.verify_timeout.unwrap_or(t.verify_secs)),
-            poll: Duration::from_millis(t.poll_ms),
-        };
+            args.command_timeout,
+            args.verify_timeout,
+        );
         Ok(RunSettings {
             journal: journal_path(&args.topology.path, &args.journal),
             topology_path: args.topology.path.clone(),
@@ -129,6 +173,25 @@ impl RunSettings {
             output: args.output,
             loaded,
         })
+    }
+
+    /// `--resume`: take the pools (and, unless given, the skips) from the
+    /// run it continues. The journal's unreadable lines come back too.
+    pub fn resume(&mut self) -> (anyhow::Result<Resume>, Vec<String>) {
+        let (found, problems) = find_resume(
+            &self.journal,
+            &self.loaded.text,
+            self.from.as_deref(),
+            self.to.as_deref(),
+        );
+        if let Ok(r) = &found {
+            self.from = Some(r.from.clone());
+            self.to = Some(r.to.clone());
+            if self.skip.is_empty() {
+                self.skip = r.skipped.clone();
+            }
+        }
+        (found, problems)
     }
 
     /// The pools, once settled.

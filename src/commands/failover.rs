@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use anyhow::anyhow;
-
 use crate::cli::FailoverArgs;
 use crate::engine::runner::Mode;
 use crate::exit::CommandResult;
@@ -21,15 +19,9 @@ pub async fn run(args: FailoverArgs, verbose: bool) -> CommandResult {
         graceful,
         resume,
     } = args;
+    // Refused in settings before anything is read when nobody can confirm.
+    let settings = RunSettings::resolve(&plan, graceful, !dry_run && !yes)?;
     let terminal = Terminal::stdin();
-    // Refuse before touching anything when nobody can confirm.
-    if !dry_run && !yes && !terminal.present() {
-        return Err(anyhow!(
-            "no terminal to confirm on: pass --yes to apply without the interactive confirmation (or --dry-run to only look)"
-        )
-        .into());
-    }
-    let settings = RunSettings::resolve(&plan, graceful)?;
     let mode = if dry_run {
         Mode::DryRun
     } else {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, Output};
-use crate::engine::resume::{self, Resume};
+use crate::engine::resume::Resume;
 use crate::engine::runner::{self, Mode};
 use crate::event::{Emitter, Event, Level, Origin, RunOutcome, Sinks};
 use crate::exit::{self, CommandResult, Exit, OrExit};
@@ -93,14 +93,14 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
             );
             journal.append(&Event::RunFinished {
                 outcome: RunOutcome::Interrupted,
-                exit_code: exit::INTERRUPTED,
+                exit_code: Exit::Interrupted.code(),
                 message: message.clone(),
                 counts: Default::default(),
                 duration_ms: 0,
             });
             report::notice(&format!("\n{message}"));
             crate::transport::end_in_flight();
-            std::process::exit(exit::INTERRUPTED);
+            std::process::exit(Exit::Interrupted.code());
         }
     });
 }
@@ -118,32 +118,18 @@ async fn run_plan_or_failover(
         events.emit(&finding);
     }
     let resume: Option<Resume> = if resuming {
-        let contents = journal::read(&settings.journal)
-            .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))
-            .or_exit(Exit::ResumeRefused)?;
-        for p in &contents.problems {
-            events.emit(&warning(Origin::Journal, p.clone()));
+        let (found, problems) = settings.resume();
+        for p in problems {
+            events.emit(&warning(Origin::Journal, p));
         }
-        let r = resume::find(
-            &contents,
-            &settings.journal,
-            &settings.loaded.text,
-            settings.from.as_deref(),
-            settings.to.as_deref(),
-        )
-        .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))
-        .or_exit(Exit::ResumeRefused)?;
-        settings.from = Some(r.from.clone());
-        settings.to = Some(r.to.clone());
-        if settings.skip.is_empty() {
-            settings.skip = r.skipped.clone();
-        }
-        Some(r)
+        Some(found.or_exit(Exit::ResumeRefused)?)
     } else {
         None
     };
     let ctx = settings.ctx()?.with_events(events.clone());
     let ctx = ctx.with_operator(operator);
+    // run_started lists the skipped steps, and the reporters show them:
+    // this is only a log line.
     if !settings.skip.is_empty() {
         tracing::warn!("skipping {} step(s) by request", settings.skip.len());
     }
@@ -172,9 +158,8 @@ async fn run_plan_or_failover(
         resume,
     })
     .await
-    .map_err(|e| anyhow::anyhow!("cannot resume: {e}"))
     .or_exit(Exit::ResumeRefused)?;
-    Ok(Exit::from_code(finish.exit_code))
+    Ok(finish.exit)
 }
 
 /// One failover per topology at a time.
@@ -188,8 +173,9 @@ fn take_lock(settings: &RunSettings, run_id: &str, events: &Emitter) -> Result<L
         run_id: run_id.to_string(),
     };
     let path = Lock::path_for(&settings.journal);
+    // The same directory the journal goes to, made the same way.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = journal::make_dir(dir);
     }
     match Lock::acquire(&path, holder) {
         Ok(lock) => {

@@ -10,6 +10,6 @@ use crate::operator::Absent;
 use crate::settings::RunSettings;
 
 pub async fn run(args: PlanArgs, verbose: bool) -> CommandResult {
-    let settings = RunSettings::resolve(&args, false)?;
+    let settings = RunSettings::resolve(&args, false, false)?;
     super::run_plan_or_failover(settings, Mode::Plan, false, verbose, Arc::new(Absent)).await
 }

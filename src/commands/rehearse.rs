@@ -7,30 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::RehearseArgs;
-use crate::engine::resume;
 use crate::engine::runner::{self, Mode};
-use crate::event::{self, Event, Mapped, MappedServer, Rehearsal, RehearsalDns};
-use crate::exit::{CommandResult, Exit};
-use crate::journal::{self, Journal};
+use crate::event::{self, Event, Mapped, MappedServer, Origin, Rehearsal, RehearsalDns};
+use crate::exit::{CommandResult, Exit, OrExit};
+use crate::journal::Journal;
 use crate::operator::Absent;
 use crate::settings;
 use crate::sim::{Drill, Setup, Stage};
-use crate::steps::RunOptions;
 use crate::topology::Topology;
 
 pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
     let loaded = settings::load_topology(&args.topology.path)?;
     let events = super::events(args.output, verbose);
     // The rehearsal brings its own key: findings about the real one's
-    // availability do not apply here.
-    for finding in settings::findings(&loaded) {
-        if let Event::Warning { at: Some(at), .. } = &finding
-            && at.field.starts_with("dns.tsig")
-        {
-            continue;
-        }
-        events.emit(&finding);
-    }
+    // availability do not apply here. The rest follow the announcement,
+    // which is the rehearsal's first line.
+    let findings: Vec<Event> = settings::findings(&loaded)
+        .into_iter()
+        .filter(|f| !matches!(f, Event::Warning { at: Some(at), .. } if at.field.starts_with("dns.tsig")))
+        .collect();
     let real = &loaded.topology;
     // Pick the pools as a real run would, with its errors, before building.
     let (from, to) = settings::rehearsal_pools(real, &args.from, &args.to)?;
@@ -54,15 +49,11 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
     .await
     .map_err(anyhow::Error::msg)?;
     events.emit(&announcement(&args, real, &stage, &drills));
+    for finding in &findings {
+        events.emit(finding);
+    }
 
-    let t = &stage.topology.timeouts;
-    let opts = RunOptions {
-        parallel: usize::from(args.parallel),
-        graceful: false,
-        command_timeout: Duration::from_secs(t.command_secs),
-        verify_timeout: Duration::from_secs(t.verify_secs),
-        poll: Duration::from_millis(t.poll_ms),
-    };
+    let opts = settings::run_options(&stage.topology.timeouts, args.parallel, false, None, None);
     let journal_file = stage.journal_path();
     let topology_path = args.topology.path.display().to_string();
     let operator = super::operator_name();
@@ -76,7 +67,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
                 .map_err(anyhow::Error::msg)?
                 .with_operator(Arc::new(Absent));
             let run_id = super::new_run_id();
-            let journal = Journal::open(&journal_file, &run_id)?;
+            let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
             // Each run gets the reporter and its own journal handle.
             let run_events = event::Emitter::new(event::Sinks(vec![
                 Box::new(events.clone()) as Box<dyn event::Sink>,
@@ -95,30 +86,24 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
                 resume,
             })
             .await
-            .map_err(anyhow::Error::msg)?;
-            Ok::<i32, anyhow::Error>(finish.exit_code)
+            .or_exit(Exit::ResumeRefused)?;
+            Ok::<Exit, crate::exit::Failed>(finish.exit)
         }
     };
     let code = once(None).await?;
-    if code == crate::exit::OK || drills.is_empty() {
-        return Ok(Exit::from_code(code));
+    if code == Exit::Ok || drills.is_empty() {
+        return Ok(code);
     }
     stage.clear().await;
-    let found = journal::read(&journal_file)
-        .map_err(|e| e.to_string())
-        .and_then(|contents| {
-            resume::find(
-                &contents,
-                &journal_file,
-                &loaded.text,
-                Some(&from),
-                Some(&to),
-            )
-        });
+    let (found, problems) =
+        settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
+    for p in problems {
+        events.emit(&super::warning(Origin::Journal, p));
+    }
     let resume = match found {
         Ok(r) => {
             events.emit(&Event::RehearsalResume {
-                failed_exit_code: code,
+                failed_exit_code: code.code(),
                 command: format!("edgefail failover --resume -t {topology_path}"),
                 why: None,
             });
@@ -126,14 +111,15 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         }
         Err(why) => {
             events.emit(&Event::RehearsalResume {
-                failed_exit_code: code,
+                failed_exit_code: code.code(),
                 command: format!("edgefail failover -t {topology_path} --from {from} --to {to}"),
-                why: Some(why),
+                // The reason, without the "cannot resume" it comes with.
+                why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
             });
             None
         }
     };
-    Ok(Exit::from_code(once(resume).await?))
+    once(resume).await
 }
 
 /// What the rehearsal simulates and where it put everything.

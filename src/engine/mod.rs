@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use crate::event::{self, Event, Outcome, Phase, RunOutcome, StepInfo};
-use crate::exit;
+use crate::exit::Exit;
 use crate::journal::Left;
 use crate::steps::{CheckState, Ctx, Entry, Reading, StepId};
 
@@ -48,7 +48,7 @@ impl Plan {
 #[derive(Debug, Clone, Copy)]
 pub struct Finish {
     pub outcome: RunOutcome,
-    pub exit_code: i32,
+    pub exit: Exit,
 }
 
 fn check_outcome(state: CheckState) -> Outcome {
@@ -221,7 +221,7 @@ impl<'a> Engine<'a> {
             (
                 Finish {
                     outcome: RunOutcome::Incomplete,
-                    exit_code: exit::STEP_FAILED,
+                    exit: Exit::StepFailed,
                 },
                 "some steps could not be checked or are blocked; see above".into(),
             )
@@ -229,7 +229,7 @@ impl<'a> Engine<'a> {
             (
                 Finish {
                     outcome: RunOutcome::ChangesPending,
-                    exit_code: exit::CHANGES_PENDING,
+                    exit: Exit::ChangesPending,
                 },
                 "changes are pending; nothing was changed".into(),
             )
@@ -237,7 +237,7 @@ impl<'a> Engine<'a> {
             (
                 Finish {
                     outcome: RunOutcome::NothingToDo,
-                    exit_code: exit::OK,
+                    exit: Exit::Ok,
                 },
                 "every step is already done; nothing to change".into(),
             )
@@ -248,7 +248,7 @@ impl<'a> Engine<'a> {
         (
             Finish {
                 outcome: RunOutcome::Interrupted,
-                exit_code: exit::INTERRUPTED,
+                exit: Exit::Interrupted,
             },
             format!("interrupted {what}; `edgefail failover --resume` continues from here"),
         )
@@ -292,7 +292,7 @@ impl<'a> Engine<'a> {
                 return Err((
                     Finish {
                         outcome: RunOutcome::Failed,
-                        exit_code: exit::STEP_FAILED,
+                        exit: Exit::StepFailed,
                     },
                     message,
                 ));
@@ -320,7 +320,7 @@ impl<'a> Engine<'a> {
                     return (
                         Finish {
                             outcome: RunOutcome::Failed,
-                            exit_code: exit::STEP_FAILED,
+                            exit: Exit::StepFailed,
                         },
                         format!("stopped at {id}: {}", check.summary),
                     );
@@ -370,7 +370,7 @@ impl<'a> Engine<'a> {
                 return (
                     Finish {
                         outcome: RunOutcome::VerifyFailed,
-                        exit_code: exit::VERIFY_FAILED,
+                        exit: Exit::VerifyFailed,
                     },
                     format!(
                         "{id} was applied but did not verify: {summary}; later steps were not run"
@@ -381,7 +381,7 @@ impl<'a> Engine<'a> {
         (
             Finish {
                 outcome: RunOutcome::Completed,
-                exit_code: exit::OK,
+                exit: Exit::Ok,
             },
             format!(
                 "XMPP federation now runs through {}",
@@ -394,7 +394,7 @@ impl<'a> Engine<'a> {
         let counts = self.counts.clone();
         self.emit(Event::RunFinished {
             outcome: finish.outcome,
-            exit_code: finish.exit_code,
+            exit_code: finish.exit.code(),
             message,
             counts,
             duration_ms: self.started.elapsed().as_millis() as u64,

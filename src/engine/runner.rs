@@ -4,7 +4,7 @@
 //! the context (pools, machines, event stream, operator) and the journal.
 
 use crate::event::RunOutcome;
-use crate::exit;
+use crate::exit::Exit;
 use crate::journal;
 use crate::steps::{Ctx, Entry, StepId};
 
@@ -38,10 +38,19 @@ pub struct Run<'a> {
     pub resume: Option<Resume>,
 }
 
+/// Why a run was refused before it started.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "cannot resume: run {run_id} followed a different runbook (steps or --skip differ); start a new failover instead"
+    )]
+    RunbookChanged { run_id: String },
+}
+
 /// Plan, confirm and execute through the engine; every outcome goes out on
 /// the context's event stream. The run's finish (outcome and exit code), or
 /// why a resume is refused before anything starts.
-pub async fn run(r: Run<'_>) -> Result<Finish, String> {
+pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
     let Run {
         ctx,
         mode,
@@ -58,10 +67,9 @@ pub async fn run(r: Run<'_>) -> Result<Finish, String> {
     if let Some(r) = &resume
         && engine.plan_sha256() != r.plan_sha256
     {
-        return Err(format!(
-            "run {} followed a different runbook (steps or --skip differ); start a new failover instead",
-            r.run_id
-        ));
+        return Err(RunError::RunbookChanged {
+            run_id: r.run_id.clone(),
+        });
     }
     let topology_sha256 = journal::sha256_hex(topology_text.as_bytes());
     engine.start(RunInfo {
@@ -92,7 +100,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, String> {
     if mode == (Mode::Apply { confirm: true }) && !confirm(ctx).await {
         let finish = Finish {
             outcome: RunOutcome::Declined,
-            exit_code: exit::DECLINED,
+            exit: Exit::Declined,
         };
         engine.finish(finish, "not confirmed; nothing was changed".into());
         return Ok(finish);

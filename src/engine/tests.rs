@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::runner::{self, Mode, Run};
 use crate::event::{Emitter, Event, Outcome, Phase, RunOutcome, Sink, Sinks, StepId};
-use crate::exit;
+use crate::exit::Exit;
 use crate::operator::{Absent, Operator, Scripted};
 use crate::steps::{
     Applied, Check, CheckState, Ctx, Entry, Failure, Look, Prior, Step, Verified, fixture,
@@ -190,7 +190,7 @@ fn ctx(recorder: &Recorder, operator: Arc<dyn Operator>) -> Ctx {
     .with_operator(operator)
 }
 
-async fn run(ctx: &Ctx, mode: Mode, runbook: Vec<Entry>, skip: Vec<StepId>) -> i32 {
+async fn run(ctx: &Ctx, mode: Mode, runbook: Vec<Entry>, skip: Vec<StepId>) -> Exit {
     runner::run(Run {
         ctx,
         mode,
@@ -204,7 +204,7 @@ async fn run(ctx: &Ctx, mode: Mode, runbook: Vec<Entry>, skip: Vec<StepId>) -> i
     })
     .await
     .expect("not a resume")
-    .exit_code
+    .exit
 }
 
 #[tokio::test]
@@ -222,7 +222,7 @@ async fn a_plan_checks_every_step_and_changes_nothing() {
     ];
     assert_eq!(
         run(&ctx, Mode::Plan, runbook, Vec::new()).await,
-        exit::CHANGES_PENDING
+        Exit::ChangesPending
     );
     assert_eq!(
         *log.lock().unwrap(),
@@ -251,7 +251,7 @@ async fn a_failover_checks_twice_then_applies_and_verifies_with_the_fresh_plan()
         }),
     ];
     let code = run(&ctx, Mode::Apply { confirm: false }, runbook, Vec::new()).await;
-    assert_eq!(code, exit::OK);
+    assert_eq!(code, Exit::Ok);
     assert_eq!(
         *log.lock().unwrap(),
         [
@@ -296,7 +296,7 @@ async fn a_failed_apply_stops_the_run_and_a_failed_verify_says_so() {
         Entry::changes(step(StepId::RouteSet, CheckState::WouldChange, &log)),
     ];
     let code = run(&ctx, Mode::Apply { confirm: false }, runbook, Vec::new()).await;
-    assert_eq!(code, exit::STEP_FAILED);
+    assert_eq!(code, Exit::StepFailed);
     assert!(
         !log.lock()
             .unwrap()
@@ -319,7 +319,7 @@ async fn a_failed_apply_stops_the_run_and_a_failed_verify_says_so() {
         Vec::new(),
     )
     .await;
-    assert_eq!(code, exit::VERIFY_FAILED);
+    assert_eq!(code, Exit::VerifyFailed);
     assert_eq!(rec.finished(), (RunOutcome::VerifyFailed, 3));
 }
 
@@ -333,7 +333,7 @@ async fn a_plan_that_cannot_be_read_changes_nothing() {
         Entry::changes(step(StepId::DnsA, CheckState::CannotTell, &log)),
     ];
     let code = run(&ctx, Mode::Apply { confirm: false }, runbook, Vec::new()).await;
-    assert_eq!(code, exit::STEP_FAILED);
+    assert_eq!(code, Exit::StepFailed);
     assert!(
         log.lock().unwrap().iter().all(|l| l.starts_with("check")),
         "{:?}",
@@ -353,7 +353,7 @@ async fn skipped_steps_are_not_checked_and_say_so() {
         &log,
     ))];
     let code = run(&ctx, Mode::Plan, runbook, vec![StepId::DnsSrv]).await;
-    assert_eq!(code, exit::OK);
+    assert_eq!(code, Exit::Ok);
     assert!(log.lock().unwrap().is_empty());
     assert_eq!(
         rec.phases(StepId::DnsSrv),
@@ -373,7 +373,7 @@ async fn the_operator_is_asked_and_a_no_changes_nothing() {
         &log,
     ))];
     let code = run(&ctx, Mode::Apply { confirm: true }, runbook, Vec::new()).await;
-    assert_eq!(code, exit::DECLINED);
+    assert_eq!(code, Exit::Declined);
     assert_eq!(operator.asked().len(), 1);
     assert!(operator.asked()[0].contains("from EdgePool1 to EdgePool2"));
     assert_eq!(*log.lock().unwrap(), ["check route.set (prior 0)"]);
@@ -392,7 +392,7 @@ async fn an_interrupted_run_launches_nothing_more() {
         &log,
     ))];
     let code = run(&ctx, Mode::Apply { confirm: false }, runbook, Vec::new()).await;
-    assert_eq!(code, exit::INTERRUPTED);
+    assert_eq!(code, Exit::Interrupted);
     assert!(log.lock().unwrap().is_empty());
     assert_eq!(rec.finished(), (RunOutcome::Interrupted, 130));
 }

@@ -5,9 +5,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Human, Json, color_for_stdout, say};
+use super::say;
 use crate::cli::Output;
-use crate::event::{Event, RunOutcome, Sink};
+use crate::event::{Event, RunOutcome};
 use crate::journal::{Contents, Run};
 use crate::names::printable;
 
@@ -104,10 +104,7 @@ pub fn list(path: &Path, contents: &Contents, output: Output) {
 
 /// One run's events, as the run showed them.
 pub fn show(run: &Run, output: Output) {
-    let mut sink: Box<dyn Sink> = match output {
-        Output::Json => Box::new(Json::new(std::io::stdout())),
-        Output::Human => Box::new(Human::new(std::io::stdout(), color_for_stdout(), true)),
-    };
+    let mut sink = super::reporter(output, true);
     for e in &run.events {
         sink.event(e);
     }

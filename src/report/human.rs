@@ -184,42 +184,8 @@ impl<W: Write + Send> Human<W> {
                     secs(*duration_ms)
                 )?;
             }
-            Event::Warning {
-                level, message, at, ..
-            } => {
-                let mut err = std::io::stderr().lock();
-                match at {
-                    Some(at) => writeln!(
-                        err,
-                        "{}:{}:{}: {}: {}: {message}",
-                        at.file,
-                        at.line,
-                        at.column,
-                        level.as_str(),
-                        if at.field.is_empty() {
-                            "(document)"
-                        } else {
-                            &at.field
-                        }
-                    )?,
-                    None => writeln!(err, "{}: {message}", level.as_str())?,
-                }
-            }
-            Event::OperatorAction {
-                step,
-                message,
-                instructions,
-            } => {
-                let mut err = std::io::stderr().lock();
-                writeln!(err, "\n{step}: {message}")?;
-                writeln!(
-                    err,
-                    "As nsupdate input (the prerequisites make it a compare-and-swap):"
-                )?;
-                for line in instructions {
-                    writeln!(err, "    {line}")?;
-                }
-                err.flush()?;
+            Event::Warning { .. } | Event::OperatorAction { .. } => {
+                super::to_stderr(event);
             }
             Event::Rehearsal(r) => self.rehearsal(r)?,
             Event::RehearsalResume {

@@ -1,4 +1,6 @@
-//! JSON Lines: one event per line on stdout (format in `event`).
+//! JSON Lines: one event per line on stdout (format in `event`). What
+//! needs a person (warnings, an action to take) is also said on stderr, as
+//! the human reporter says it: stdout may be going to a file or a program.
 
 use std::io::Write;
 
@@ -21,5 +23,6 @@ impl<W: Write + Send> Sink for Json<W> {
             let _ = writeln!(self.out, "{line}");
             let _ = self.out.flush();
         }
+        super::to_stderr(event);
     }
 }

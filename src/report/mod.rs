@@ -17,7 +17,7 @@ pub use json::Json;
 pub use terminal::Terminal;
 
 use crate::cli::Output;
-use crate::event::Sink;
+use crate::event::{Event, Sink};
 use crate::platform;
 use crate::topology::{Loaded, Severity};
 use crate::xmpp::probe::Report;
@@ -46,6 +46,52 @@ pub fn say(line: &str) {
 /// A line for the operator on stderr (an interruption, an error).
 pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Say on stderr what needs a person, whatever stdout carries: warnings and
+/// an action the operator must take. Other events are not for stderr.
+fn to_stderr(event: &Event) {
+    let mut err = std::io::stderr().lock();
+    let _ = match event {
+        Event::Warning {
+            level,
+            message,
+            at: Some(at),
+            ..
+        } => writeln!(
+            err,
+            "{}:{}:{}: {}: {}: {message}",
+            at.file,
+            at.line,
+            at.column,
+            level.as_str(),
+            if at.field.is_empty() {
+                "(document)"
+            } else {
+                &at.field
+            }
+        ),
+        Event::Warning {
+            level,
+            message,
+            at: None,
+            ..
+        } => writeln!(err, "{}: {message}", level.as_str()),
+        Event::OperatorAction {
+            step,
+            message,
+            instructions_title,
+            instructions,
+        } => {
+            let mut text = format!("\n{step}: {message}\n{instructions_title}\n");
+            for line in instructions {
+                text.push_str(&format!("    {line}\n"));
+            }
+            write!(err, "{text}")
+        }
+        _ => Ok(()),
+    };
+    let _ = err.flush();
 }
 
 /// The line `validate` ends with on a valid topology.

@@ -243,6 +243,10 @@ pub trait Records: Send + Sync + 'static {
             None => Self::list(ctx, r),
         }
     }
+    /// The records as verify reports them.
+    fn shown(ctx: &Ctx, r: &Rrset<Self::Record>) -> String {
+        Self::list(ctx, r)
+    }
     /// Lines added to every reading's details.
     fn notes() -> Vec<String> {
         Vec::new()
@@ -440,6 +444,15 @@ impl Records for DnsSrv {
             .iter()
             .map(|r| describe_srv_record(ctx, r))
             .collect();
+        list.join(", ")
+    }
+
+    /// Verify names the records only, as they are served.
+    fn shown(_ctx: &Ctx, srv: &Rrset<SrvRecord>) -> String {
+        if srv.is_empty() {
+            return "no SRV record".into();
+        }
+        let list: Vec<String> = srv.records.iter().map(|r| r.to_string()).collect();
         list.join(", ")
     }
 
@@ -720,6 +733,8 @@ async fn manual(ctx: &Ctx, id: StepId, update: &Update, plain: &str) -> Result<A
             "dns.mode is manual: make this change in zone {} yourself: {plain}",
             short(&ctx.topology.dns.zone)
         ),
+        instructions_title: "As nsupdate input (the prerequisites make it a compare-and-swap):"
+            .into(),
         instructions: instructions.clone(),
     });
     if !ctx.operator.present() {
@@ -789,7 +804,7 @@ async fn verify_rrset<K: Records>(ctx: &Ctx, plan: &RecordPlan<K::Record>) -> Ve
                         "{}: serial {}, {what} {}: caught up after {:.1}s",
                         role.label(),
                         s.serial,
-                        K::list(ctx, K::pick(s)),
+                        K::shown(ctx, K::pick(s)),
                         took.as_secs_f64()
                     ));
                 }
@@ -801,7 +816,7 @@ async fn verify_rrset<K: Records>(ctx: &Ctx, plan: &RecordPlan<K::Record>) -> Ve
                             reference.unwrap_or_default()
                         )
                     } else {
-                        format!("serial {}, still {}", s.serial, K::list(ctx, K::pick(s)))
+                        format!("serial {}, still {}", s.serial, K::shown(ctx, K::pick(s)))
                     };
                     waiting.push(format!("{} ({why})", role.addr));
                     lines.push(format!("{}: {why}", role.label()));
@@ -818,7 +833,7 @@ async fn verify_rrset<K: Records>(ctx: &Ctx, plan: &RecordPlan<K::Record>) -> Ve
                 holds: true,
                 summary: format!(
                     "{what} is {} on all {} server(s) at serial {}",
-                    K::list(ctx, &Rrset::new(desired.to_vec(), None)),
+                    K::shown(ctx, &Rrset::new(desired.to_vec(), None)),
                     reads.len(),
                     reference.unwrap_or_default()
                 ),

@@ -191,6 +191,7 @@ async fn manual_dns_asks_the_operator_through_an_event_and_the_interface() {
             step,
             message,
             instructions,
+            ..
         }) = events.first()
         else {
             panic!("no operator_action event: {events:?}");

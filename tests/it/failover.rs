@@ -385,3 +385,39 @@ fn on_a_terminal_it_asks_and_only_yes_proceeds() {
     assert!(seen.contains("Failover complete"), "{seen}");
     assert_eq!(estate.writes().len(), 3);
 }
+
+#[test]
+fn warnings_are_events_on_stdout_and_still_said_on_stderr() {
+    let estate = Estate::new(0);
+    // A pool without an XMPP gateway is valid but noted.
+    let topology = Topology::estate(&estate)
+        .version("EdgePool1", "sfb2019")
+        .write(estate.dir.path());
+    let out = plan(&topology).json().run().code(4);
+    let events = out.events();
+    match events.first() {
+        Some(Event::Warning {
+            origin: edgefail::event::Origin::Topology,
+            level: edgefail::event::Level::Note,
+            message,
+            at: Some(at),
+        }) => {
+            assert!(message.contains("has no XMPP gateway"), "{message}");
+            assert_eq!(at.field, "sites[0].pools[0].version");
+            assert!(at.line > 0 && at.column > 0, "{at:?}");
+        }
+        other => panic!("the first event is not the topology's note: {other:?}"),
+    }
+    assert!(
+        matches!(events.get(1), Some(Event::RunStarted { .. })),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains(
+            ": note: sites[0].pools[0].version: EdgePool1 runs Skype for Business Server 2019"
+        ),
+        "{}",
+        out.stderr
+    );
+}

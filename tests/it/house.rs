@@ -67,9 +67,24 @@ fn imports(code: &str) -> BTreeSet<String> {
     while let Some(at) = rest.find("crate::") {
         rest = &rest[at + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            // use crate::{a::b, c};
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
+            // use crate::{a::{b, c}, d}; the items of the outer braces.
+            let mut depth = 0usize;
+            let mut items = vec![String::new()];
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => items.push(String::new()),
+                    _ if depth == 0 => {
+                        if let Some(last) = items.last_mut() {
+                            last.push(c);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for item in items {
                 let name: String = item
                     .trim()
                     .chars()
@@ -165,10 +180,10 @@ fn every_module_imports_only_downwards_and_no_cycle_exists() {
 
 #[test]
 fn the_import_reader_reads_groups_and_paths() {
-    let found = imports("use crate::{a::b, c};\nfn f() { crate::d::e(); }\n");
+    let found = imports("use crate::{a::b, c::{x, y}, z};\nfn f() { crate::d::e(); }\n");
     assert_eq!(
         found,
-        ["a", "c", "d"].iter().map(|s| s.to_string()).collect()
+        ["a", "c", "d", "z"].iter().map(|s| s.to_string()).collect()
     );
 }
 
