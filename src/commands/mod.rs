@@ -126,8 +126,10 @@ async fn run_plan_or_failover(
     } else {
         None
     };
-    let ctx = settings.ctx()?.with_events(events.clone());
-    let ctx = ctx.with_operator(operator);
+    let ctx = settings
+        .ctx()?
+        .with_events(events.clone())
+        .with_operator(operator);
     // run_started lists the skipped steps, and the reporters show them:
     // this is only a log line.
     if !settings.skip.is_empty() {
@@ -135,9 +137,10 @@ async fn run_plan_or_failover(
     }
 
     let run_id = new_run_id();
-    let operator_name = operator_name();
+    let (user, host) = platform::whoami();
+    let operator_name = format!("{user}@{host}");
     let _lock = if matches!(mode, Mode::Apply { .. }) {
-        Some(take_lock(&settings, &run_id, &events)?)
+        Some(take_lock(&settings, &run_id, (user, host), &events)?)
     } else {
         None
     };
@@ -163,8 +166,12 @@ async fn run_plan_or_failover(
 }
 
 /// One failover per topology at a time.
-fn take_lock(settings: &RunSettings, run_id: &str, events: &Emitter) -> Result<Lock, exit::Failed> {
-    let (user, host) = platform::whoami();
+fn take_lock(
+    settings: &RunSettings,
+    run_id: &str,
+    (user, host): (String, String),
+    events: &Emitter,
+) -> Result<Lock, exit::Failed> {
     let holder = lock::Holder {
         pid: std::process::id(),
         host: host.clone(),
