@@ -227,7 +227,7 @@ const DRILLS: &str =
   start-fails[:SERVER]    step 7 fails: Start-CsWindowsService fails on SERVER
   service-hangs[:SERVER]  step 7 fails: Start-CsWindowsService hangs past the command timeout
   route-fails             step 3 fails: Set-CsSite cannot reach the Central Management Store
-  dns-bad-key             step 4 fails: the DNS primary rejects the TSIG key (BADSIG)
+  dns-bad-key             the plan is blocked at step 4: the DNS primary rejects the TSIG key (BADSIG)
   dns-concurrent-change   step 4 fails: the A record changed since the check (NXRRSET)
   port-filtered           the plan is blocked at step 6: the target pool's port drops connections
 Each ends the run with exit 1, as the real run would. The fault is then cleared

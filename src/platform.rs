@@ -275,6 +275,67 @@ pub fn world_readable(_meta: &Metadata) -> Option<u32> {
     None
 }
 
+/// Open `path` for reading only if it is a regular file, without blocking
+/// on a FIFO (unix opens it non-blocking, then checks the open handle so
+/// nothing can be swapped in between). Returns the file and its metadata.
+#[cfg(unix)]
+pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    Ok((file, meta))
+}
+
+#[cfg(windows)]
+pub fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+    // Check the name first so that a device or pipe name is never opened.
+    let before = std::fs::metadata(path)?;
+    if !before.is_file() {
+        return Err(not_regular(&before));
+    }
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    Ok((file, meta))
+}
+
+fn not_regular(meta: &Metadata) -> io::Error {
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if t.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if t.is_char_device() || t.is_block_device() {
+                "a device"
+            } else if t.is_socket() {
+                "a socket"
+            } else {
+                "a special file"
+            }
+        }
+        #[cfg(windows)]
+        {
+            "a special file"
+        }
+    };
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("it is {kind}, not a regular file"),
+    )
+}
+
 // --- interruptions ------------------------------------------------------------
 
 /// The ways an operator interrupts a run: Ctrl-C and SIGTERM on unix;

@@ -32,17 +32,39 @@ fn environment(t: &Topology) -> Vec<topology::Outside> {
     let Some(tsig) = &t.dns.tsig else {
         return Vec::new();
     };
+    // A secret written where a path or a variable name belongs is
+    // validation's error; it is never used, so never echoed, here.
     match (&tsig.secret_file, &tsig.secret_env) {
-        (Some(path), None) => match crate::secret::read_key_file(path, &tsig.name) {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![(Severity::Error, "dns.tsig.secret_file", e.to_string())],
-        },
-        (None, Some(var)) if names::is_env_var_name(var) && std::env::var_os(var).is_none() => {
-            vec![(
-                Severity::Warning,
-                "dns.tsig.secret_env",
-                format!("{var} is not set in this environment; DNS updates will fail until it is"),
-            )]
+        (Some(path), None) if !crate::secret::looks_like_secret(&path.to_string_lossy()) => {
+            let source = crate::secret::KeySource {
+                name: &tsig.name,
+                algorithm: &tsig.algorithm,
+                file: Some(path),
+                env: None,
+            };
+            match crate::secret::load_tsig(source) {
+                Ok(_) => Vec::new(),
+                Err(e) => vec![(Severity::Error, "dns.tsig.secret_file", e.to_string())],
+            }
+        }
+        (None, Some(var))
+            if names::is_env_var_name(var) && !crate::secret::looks_like_secret(var) =>
+        {
+            match crate::secret::secret_from_env(var) {
+                Ok(_) => Vec::new(),
+                Err(crate::secret::SecretError::EnvUnset { .. }) => vec![(
+                    Severity::Warning,
+                    "dns.tsig.secret_env",
+                    format!(
+                        "{var} is not set in this environment; DNS updates will fail until it is"
+                    ),
+                )],
+                Err(e) => vec![(
+                    Severity::Warning,
+                    "dns.tsig.secret_env",
+                    format!("{e}; DNS updates will fail until it holds the key's secret in base64"),
+                )],
+            }
         }
         _ => Vec::new(),
     }

@@ -9,6 +9,7 @@
 
 mod client;
 mod error;
+mod proof;
 mod records;
 mod tsig;
 mod update;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 
 pub use error::{Action, DnsError};
+pub use proof::prove_key;
 pub use records::{Authority, Rrset, Snapshot, SrvRecord};
 pub use tsig::Signer;
 pub use update::{Data, Primary, Update};

@@ -262,8 +262,72 @@ async fn query(conn: &mut Connection, name: &Name, rtype: RecordType) -> Result<
             });
         }
     }
+    // A truncated answer says nothing about which records exist: never
+    // read it as "no record". Over TCP a server has no reason to truncate,
+    // so there is no smaller transport to fall back from.
+    if answer.metadata.truncation {
+        return Err(DnsError::Malformed {
+            server,
+            action,
+            problem: "the answer is truncated (TC bit set) even over TCP, so it cannot tell which records exist; check the server".into(),
+        });
+    }
     if !answer.metadata.authoritative {
         return Err(DnsError::NotAuthoritative { server, action });
     }
     Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A TCP server on loopback that answers every query authoritatively
+    /// with no records and the TC bit set.
+    async fn truncating_server() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 2];
+                        if s.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                        if s.read_exact(&mut buf).await.is_err() {
+                            return;
+                        }
+                        let Ok(q) = Message::from_vec(&buf) else {
+                            return;
+                        };
+                        let mut m = Message::response(q.metadata.id, q.metadata.op_code);
+                        m.metadata.authoritative = true;
+                        m.metadata.truncation = true;
+                        m.add_queries(q.queries.clone());
+                        let Ok(bytes) = m.to_vec() else { return };
+                        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&bytes);
+                        if s.write_all(&framed).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_truncated_answer_is_an_error_not_an_empty_rrset() {
+        let addr = truncating_server().await;
+        let auth = Authority::new(addr, Duration::from_secs(3));
+        let name = super::super::fqdn("_xmpp-server._tcp.contoso.com").expect("name");
+        let e = auth.read_srv(&name).await.expect_err("truncated");
+        assert!(e.to_string().contains("truncated (TC bit set)"), "{e}");
+    }
 }

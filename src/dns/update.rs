@@ -117,6 +117,26 @@ impl Update {
         &self.zone
     }
 
+    /// The same prerequisites with changes that change nothing: for each
+    /// rrset a prerequisite pins, delete one record the prerequisite says
+    /// is not there. The server checks the signature, the key's right to
+    /// touch those names, and the prerequisites, and leaves the zone (and
+    /// its serial) as it was.
+    pub(super) fn no_op(&self) -> Update {
+        let mut proof = Update::new(&self.zone);
+        proof.prereqs = self.prereqs.clone();
+        for p in &self.prereqs {
+            let (name, rtype, present): (&Name, RecordType, &[Data]) = match p {
+                Prereq::Exactly(name, rtype, data) => (name, *rtype, data),
+                Prereq::Absent(name, rtype) => (name, *rtype, &[]),
+            };
+            if let Some(absent) = absent_record(rtype, present) {
+                proof.changes.push(Change::Delete(name.clone(), absent));
+            }
+        }
+        proof
+    }
+
     /// The same change as `nsupdate` input, for an operator to read or
     /// type (manual mode) and for logs. Holds no key material.
     pub fn to_nsupdate(&self, server: Option<SocketAddr>) -> String {
@@ -206,6 +226,29 @@ impl Update {
         }
         message
     }
+}
+
+/// A record of type `rtype` that is not among `present`: an address of
+/// TEST-NET-1 (RFC 5737), or an SRV record for an `.invalid` target.
+fn absent_record(rtype: RecordType, present: &[Data]) -> Option<Data> {
+    let candidates: Vec<Data> = match rtype {
+        RecordType::A => (0..=255u8)
+            .map(|n| Data::A(Ipv4Addr::new(192, 0, 2, n)))
+            .collect(),
+        RecordType::SRV => (0..=255u16)
+            .filter_map(|n| {
+                let target = Name::from_ascii("edgefail-key-proof.invalid.").ok()?;
+                Some(Data::Srv(SrvRecord {
+                    priority: u16::MAX,
+                    weight: u16::MAX - n,
+                    port: 0,
+                    target,
+                }))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    candidates.into_iter().find(|c| !present.contains(c))
 }
 
 /// The server that accepts updates for the zone.

@@ -325,7 +325,13 @@ impl Server {
         if !same(zone_q.name(), &zone.origin) {
             return sign(ResponseCode::NotAuth, None);
         }
-        if let Some((name, data)) = lock(&self.faults).concurrent_change.take() {
+        // The other writer strikes before the first update that adds
+        // something (a failover's own), not before the key's no-op proof.
+        let adds = request
+            .authorities
+            .iter()
+            .any(|r| r.dns_class == DNSClass::IN);
+        if adds && let Some((name, data)) = lock(&self.faults).concurrent_change.take() {
             zone.replace(&name, RecordType::A, data, 300);
         }
         let code = match zone.prerequisites(&request.answers) {

@@ -199,6 +199,42 @@ fn primary(ctx: &Ctx) -> Result<Primary, String> {
     Ok(Primary::new(addr, dns::timeout(&ctx.topology), signer))
 }
 
+/// Before a plan promises an update: load the key and have the primary
+/// judge it with an update that changes nothing. A key the server would
+/// refuse blocks the run before any step changes anything.
+async fn prove_key<P>(ctx: &Ctx, update: &Update) -> Option<super::Check<P>> {
+    if ctx.topology.dns.mode != DnsMode::Rfc2136 {
+        return None;
+    }
+    let primary = match primary(ctx) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some(super::Check::blocked(format!(
+                "cannot update the zone: {e}"
+            )));
+        }
+    };
+    match dns::prove_key(&primary, update).await {
+        Ok(()) => None,
+        Err(DnsError::Prerequisite { .. }) => Some(super::Check::cannot_tell(format!(
+            "{} changed while edgefail read it (the key test's prerequisite failed); run again",
+            show(update.zone())
+        ))),
+        Err(
+            e @ (DnsError::Tsig { .. }
+            | DnsError::Answer { .. }
+            | DnsError::Sign { .. }
+            | DnsError::Unsigned { .. }
+            | DnsError::BadAnswerSignature { .. }),
+        ) => Some(super::Check::blocked(format!(
+            "the key was tried with an update that changes nothing: {e}"
+        ))),
+        Err(e) => Some(super::Check::cannot_tell(format!(
+            "cannot try the key on the primary: {e}"
+        ))),
+    }
+}
+
 /// How the change will be made, for summaries.
 fn by_whom(ctx: &Ctx) -> String {
     match ctx.topology.dns.mode {
@@ -658,6 +694,9 @@ impl<K: Records> Step for K {
             return Check::change(format!("{}{note}", desire.lagging), changes, plan)
                 .with_details(details);
         };
+        if let Some(stop) = prove_key(ctx, &update).await {
+            return stop.with_details(details);
+        }
         let plan = RecordPlan {
             expected,
             desired: desire.records,

@@ -551,6 +551,7 @@ pub fn load_checked(
         text,
         tree,
     };
+    resolve_key_file(&mut loaded.topology, path);
     for (severity, field, message) in outside(&loaded.topology) {
         loaded.push(severity, field, message);
     }
@@ -561,6 +562,29 @@ pub fn load_checked(
             report: loaded.report,
         })
     }
+}
+
+/// A relative `dns.tsig.secret_file` names a file beside the topology, not
+/// in whatever folder edgefail runs from: make it absolute against the
+/// topology file's folder, so every message shows the path tried.
+fn resolve_key_file(topology: &mut Topology, topology_path: &Path) {
+    let Some(file) = topology
+        .dns
+        .tsig
+        .as_mut()
+        .and_then(|t| t.secret_file.as_mut())
+    else {
+        return;
+    };
+    if !file.is_relative() || crate::secret::looks_like_secret(&file.to_string_lossy()) {
+        return;
+    }
+    let folder = match topology_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let folder = std::path::absolute(&folder).unwrap_or(folder);
+    *file = folder.join(&*file);
 }
 
 /// A finding about the world outside the file (a key file, a variable),

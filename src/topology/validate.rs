@@ -66,6 +66,19 @@ impl Checker<'_> {
         }
     }
 
+    /// Report a duration outside `range`, with the range allowed.
+    fn within(&mut self, path: &str, value: u64, range: &Range) {
+        if value < range.min || value > range.max {
+            self.error(
+                path,
+                format!(
+                    "{value} is out of range: allowed {} to {} {} ({}); 0 would fail at once and a larger value is a typo, not a wait",
+                    range.min, range.max, range.unit, range.why
+                ),
+            );
+        }
+    }
+
     /// Report the second and later uses of a name (compared without case).
     fn unique(
         &mut self,
@@ -124,20 +137,50 @@ pub(super) fn validate(p: &Parts<'_>, loc: &Locator<'_>, out: &mut Vec<Diagnosti
         check_transport(&mut c, "management.transport", &management.transport);
     }
 
-    // Timeouts.
-    if let Some(timeouts) = p.timeouts
-        && (timeouts.command_secs == 0 || timeouts.verify_secs == 0 || timeouts.poll_ms == 0)
-    {
-        c.error(
-            "timeouts",
-            "timeouts and the poll interval must be greater than 0",
-        );
+    // Timeouts: bounded here so that no later sum or deadline overflows.
+    if let Some(timeouts) = p.timeouts {
+        c.within("timeouts.command_secs", timeouts.command_secs, &DAY_SECS);
+        c.within("timeouts.verify_secs", timeouts.verify_secs, &DAY_SECS);
+        c.within("timeouts.poll_ms", timeouts.poll_ms, &POLL_MS);
     }
 
     if let Some(sites) = p.sites {
         check_sites(&mut c, sites);
     }
 }
+
+/// The durations a topology may set, each with its unit.
+struct Range {
+    min: u64,
+    max: u64,
+    unit: &'static str,
+    why: &'static str,
+}
+
+const DAY_SECS: Range = Range {
+    min: 1,
+    max: 86_400,
+    unit: "seconds",
+    why: "up to a day",
+};
+const POLL_MS: Range = Range {
+    min: 1,
+    max: 600_000,
+    unit: "ms",
+    why: "up to 10 minutes",
+};
+const PROBE_MS: Range = Range {
+    min: 1,
+    max: 600_000,
+    unit: "ms",
+    why: "up to 10 minutes",
+};
+const DNS_SECS: Range = Range {
+    min: 1,
+    max: 3_600,
+    unit: "seconds",
+    why: "up to an hour",
+};
 
 /// XMPP federation records.
 fn check_xmpp(c: &mut Checker<'_>, xmpp: &Xmpp) {
@@ -162,9 +205,7 @@ fn check_xmpp(c: &mut Checker<'_>, xmpp: &Xmpp) {
         ("xmpp.first_byte_timeout_ms", xmpp.first_byte_timeout_ms),
         ("xmpp.exchange_timeout_ms", xmpp.exchange_timeout_ms),
     ] {
-        if ms == 0 {
-            c.error(field, "a timeout of 0 ms would fail every connection");
-        }
+        c.within(field, ms, &PROBE_MS);
     }
     if xmpp.ttl > i32::MAX as u32 {
         c.error("xmpp.ttl", "a TTL is at most 2147483647 seconds (RFC 2181)");
@@ -214,12 +255,7 @@ fn check_dns(c: &mut Checker<'_>, dns: &Dns, xmpp: Option<&Xmpp>) {
             );
         }
     }
-    if dns.timeout_secs == 0 {
-        c.error(
-            "dns.timeout_secs",
-            "a timeout of 0 seconds would fail every query",
-        );
-    }
+    c.within("dns.timeout_secs", dns.timeout_secs, &DNS_SECS);
     if dns.mode == DnsMode::Rfc2136 && c.intact("dns.mode") {
         if dns.primary.is_none() && c.intact("dns.primary") {
             c.error(
@@ -389,6 +425,31 @@ fn check_sites(c: &mut Checker<'_>, sites: &[Site]) {
 }
 
 fn check_tsig(c: &mut Checker<'_>, tsig: &super::Tsig) {
+    // A secret pasted into the wrong field (or a whole nsupdate `-y`
+    // string) is named by its field, never echoed, and checked no further.
+    let path = tsig
+        .secret_file
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let misplaced: Vec<&str> = [
+        ("dns.tsig.name", Some(tsig.name.as_str())),
+        ("dns.tsig.algorithm", Some(tsig.algorithm.as_str())),
+        ("dns.tsig.secret_file", path.as_deref()),
+        ("dns.tsig.secret_env", tsig.secret_env.as_deref()),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.is_some_and(crate::secret::looks_like_secret))
+    .map(|(field, _)| field)
+    .collect();
+    for field in &misplaced {
+        c.error(
+            field,
+            "this value looks like a TSIG secret (or an nsupdate -y key string), not shown here; a secret never goes in the topology: put the key in a key file named by secret_file (mode 600) or in the environment variable named by secret_env, and rotate the key if this file was shared",
+        );
+    }
+    if !misplaced.is_empty() {
+        return;
+    }
     c.name("dns.tsig.name", &tsig.name, "TSIG key name", |n| {
         names::check_dns_name(n, false)
     });

@@ -309,8 +309,8 @@ fn drill_dns_bad_key() {
     drill(
         "dns-bad-key",
         StepId::DnsA,
-        Phase::Apply,
-        Outcome::Failed,
+        Phase::Check,
+        Outcome::Blocked,
         "(BADSIG)",
     );
 }

@@ -1,7 +1,9 @@
 //! A TCP proxy in front of a real DNS server that acts at the moment an
 //! RFC 2136 UPDATE passes through: make a concurrent change first, hold the
 //! update, or go down. It lets the fault matrix hit the exact instant
-//! between edgefail's check and its apply without hooks in edgefail.
+//! between edgefail's check and its apply without hooks in edgefail. Only
+//! updates that add records count: the no-op update that proves the TSIG
+//! key at check time passes through untouched and uncounted.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
@@ -109,7 +111,7 @@ fn write_message(conn: &mut TcpStream, msg: &[u8]) -> Option<()> {
 fn serve(mut client: TcpStream, s: &Shared) {
     while let Some(msg) = read_message(&mut client) {
         let is_update = msg.len() > 3 && (msg[2] >> 3) & 0x0f == 5;
-        if is_update {
+        if is_update && adds_records(&msg) {
             s.seen.fetch_add(1, Ordering::SeqCst);
             let action = std::mem::replace(&mut *s.on_update.lock().unwrap(), OnUpdate::Pass);
             match action {
@@ -134,6 +136,15 @@ fn serve(mut client: TcpStream, s: &Shared) {
             _ => return,
         }
     }
+}
+
+/// Does this UPDATE add a record (as a failover's own updates do)?
+fn adds_records(msg: &[u8]) -> bool {
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::DNSClass;
+    Message::from_vec(msg)
+        .map(|m| m.authorities.iter().any(|r| r.dns_class == DNSClass::IN))
+        .unwrap_or(true)
 }
 
 fn relay_udp(socket: &UdpSocket, upstream: SocketAddr) {
