@@ -9,5 +9,6 @@ mod house;
 mod rehearse;
 mod resume;
 mod ssh;
+mod status;
 mod validate;
 mod xmpp;
