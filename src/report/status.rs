@@ -128,10 +128,14 @@ pub fn human(s: &Status) -> String {
     let v = &s.verdict;
     line(format!("verdict: {}", v.line));
     for d in &v.disagreements {
-        line(format!("  disagrees: {d}"));
+        if !v.line.ends_with(d.as_str()) {
+            line(format!("  disagrees: {d}"));
+        }
     }
     for c in &v.cannot_tell {
-        line(format!("  cannot tell: {c}"));
+        if !v.line.contains(c.as_str()) {
+            line(format!("  cannot tell: {c}"));
+        }
     }
     for f in &v.fix {
         line(format!("  fix: {f}"));
