@@ -18,7 +18,19 @@ const EXIT_CODES: &str = "Exit codes:
   5    declined at the confirmation prompt; nothing changed
   6    another failover of this topology holds the lock
   7    --resume refused: no run to resume, or the topology or plan changed
+  10   status: partners federate but the sources disagree (drift, split brain)
+  11   status: federation down (partners cannot federate)
+  12   status: a source could not be read
   130  interrupted (Ctrl-C, SIGTERM)";
+
+const STATUS_EXITS: &str = "Exit codes (the first that applies):
+  11  down: a partner's server cannot federate through the preferred SRV record
+  10  split brain (no site's route names the pool DNS prefers, or the A record
+      points at another pool than the preferred SRV record) or drift (another
+      site's route, a lagging DNS server, stragglers)
+  12  a source could not be read, and what could be read agrees
+  0   consistent and federating
+  2   usage or topology error";
 
 /// Fail over XMPP federation from one Lync Server 2013 / Skype for Business
 /// Server 2015 Edge pool to another, step by step, reading the real state
@@ -54,6 +66,22 @@ pub enum Command {
     /// Rehearse the whole failover against a simulated estate on loopback
     /// (changes nothing real; no confirmation).
     Rehearse(RehearseArgs),
+    /// Where XMPP federation runs now, read from every source at once:
+    /// routes, services, ports, DNS, a partner's eye (changes nothing).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = STATUS_EXITS)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    /// human: readings and a verdict; json: one JSON document (see README).
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
+    /// Longest one remote command may run, in seconds [default: topology's timeouts.command_secs].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub command_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -258,4 +286,9 @@ pub struct RehearseArgs {
     /// How many Edge servers are worked on at once in steps 2 and 7.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
+    /// Read the simulated estate as `edgefail status` would, after each run
+    /// of the rehearsal (after a drill's failure, before its resume, and at
+    /// the end); the exit code stays the run's.
+    #[arg(long)]
+    pub status: bool,
 }

@@ -21,6 +21,13 @@ pub enum Exit {
     Locked,
     /// `--resume` refused: nothing to resume, or the topology or plan changed.
     ResumeRefused,
+    /// status: partners federate, but the sources disagree (drift, or
+    /// split brain: the route and DNS name different pools).
+    Drift,
+    /// status: partners cannot federate.
+    FederationDown,
+    /// status: a source could not be read, and what could be read agrees.
+    SourceUnreadable,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted,
 }
@@ -36,6 +43,9 @@ impl Exit {
             Exit::Declined => 5,
             Exit::Locked => 6,
             Exit::ResumeRefused => 7,
+            Exit::Drift => 10,
+            Exit::FederationDown => 11,
+            Exit::SourceUnreadable => 12,
             Exit::Interrupted => 130,
         }
     }

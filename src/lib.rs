@@ -4,7 +4,7 @@
 //! The house, top to bottom (a module imports only modules below it; see
 //! the README's Architecture section and `tests/it/house.rs`):
 //! `commands` -> `settings` -> `engine` -> `report` -> `cli` -> `journal`,
-//! `lock` -> `sim` -> `steps` -> `lync` -> `transport`, `dns`, `xmpp` ->
+//! `lock` -> `sim` -> `estate` -> `steps` -> `lync` -> `transport`, `dns`, `xmpp` ->
 //! `powershell` -> `event`, `topology`, `secret`, `names`, `operator`,
 //! `cancel`, `platform`, `exit`.
 
@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod dns;
 pub mod engine;
+pub mod estate;
 pub mod event;
 pub mod exit;
 pub mod journal;

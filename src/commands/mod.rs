@@ -8,6 +8,7 @@ mod history;
 mod plan;
 mod probe;
 mod rehearse;
+mod status;
 mod unlock;
 mod validate;
 
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Unlock(args) => unlock::run(args).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Rehearse(args) => rehearse::run(args, verbose).await,
+        Command::Status(args) => status::run(args).await,
     }
 }
 

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use crate::cli::RehearseArgs;
 use crate::engine::runner::{self, Mode};
+use crate::estate;
 use crate::event::{self, Event, Mapped, MappedServer, Origin, Rehearsal, RehearsalDns};
 use crate::exit::{CommandResult, Exit, OrExit};
 use crate::journal::Journal;
 use crate::operator::Absent;
+use crate::report;
 use crate::settings;
 use crate::sim::{Drill, Setup, Stage};
 use crate::topology::Topology;
@@ -90,7 +92,16 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             Ok::<Exit, crate::exit::Failed>(finish.exit)
         }
     };
+    // What the run left behind, read as `edgefail status` reads a real
+    // estate (a drill's failure shows its split brain here).
+    let show_status = || async {
+        if args.status {
+            let status = estate::read(&stage.status_sources(opts.command_timeout)).await;
+            report::status::status(&status, args.output);
+        }
+    };
     let code = once(None).await?;
+    show_status().await;
     if code == Exit::Ok || drills.is_empty() {
         return Ok(code);
     }
@@ -119,7 +130,9 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             None
         }
     };
-    once(resume).await
+    let code = once(resume).await?;
+    show_status().await;
+    Ok(code)
 }
 
 /// What the rehearsal simulates and where it put everything.

@@ -7,6 +7,7 @@
 pub mod history;
 mod human;
 mod json;
+pub mod status;
 mod terminal;
 
 use std::io::Write;
@@ -46,6 +47,11 @@ pub fn say(line: &str) {
 /// A line for the operator on stderr (an interruption, an error).
 pub fn notice(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// A warning alone, on stderr (commands whose stdout is one document).
+pub fn warning(event: &Event) {
+    to_stderr(event);
 }
 
 /// Say on stderr what needs a person, whatever stdout carries: warnings and

@@ -679,6 +679,36 @@ impl Stage {
         .map_err(|e| e.to_string())
     }
 
+    /// The simulated machines, for `status` to read the estate the run left.
+    pub fn status_sources(&self, command_timeout: Duration) -> crate::estate::Sources {
+        let sim = |host: &str| Simulated {
+            host: host.to_string(),
+            estate: self.estate.clone(),
+            delay: self.delay,
+        };
+        let management = Machine::with_transport(
+            "management shell",
+            self.topology
+                .management
+                .transport
+                .module()
+                .map(str::to_string),
+            Box::new(sim(&self.management_host)),
+        );
+        crate::estate::Sources::with_machines(
+            self.topology.clone(),
+            command_timeout,
+            management,
+            |s| {
+                Machine::with_transport(
+                    &s.fqdn,
+                    s.transport.module().map(str::to_string),
+                    Box::new(sim(&s.fqdn)),
+                )
+            },
+        )
+    }
+
     /// Undo every drill: the estate's faults, the key, the DNS fault, the
     /// filtered port (reopened before this returns, so the resume's first
     /// check cannot beat it).

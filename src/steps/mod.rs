@@ -11,7 +11,7 @@ pub mod fixture;
 pub mod partner;
 pub mod port;
 pub mod records;
-mod route;
+pub mod route;
 mod services;
 pub mod srv_preference;
 mod tests;

@@ -200,6 +200,62 @@ pub fn judge_pool(t: &Topology, pool: &Pool, report: &mut Report) {
     }
 }
 
+/// The pools a host serves as SRV target, or whose Edge server has one of
+/// `addresses`: which pool partners reach.
+pub fn reached_pools(t: &Topology, report: &Report) -> Vec<String> {
+    let mut pools: Vec<String> = Vec::new();
+    if let Some(target) = &report.target
+        && target.via_srv
+    {
+        pools.extend(
+            pools_targeting(t, &target.host)
+                .into_iter()
+                .map(str::to_string),
+        );
+    }
+    // Several pools behind one SRV name (or no SRV): the address tells.
+    if pools.len() != 1 {
+        let owners: Vec<String> = report
+            .addresses
+            .iter()
+            .filter_map(|ip| owner_of(t, *ip).map(|(p, _)| p))
+            .collect();
+        if !owners.is_empty() {
+            pools = owners;
+        }
+    }
+    pools.dedup();
+    pools
+}
+
+/// "partners now go to edgepool1-xmpp.contoso.com:5269 (EdgePool1) and
+/// federate", or what stops them there.
+pub fn where_partners_go(t: &Topology, now: &Report) -> String {
+    let Some(target) = &now.target else {
+        return format!(
+            "partners now find no server for {}: {}",
+            t.xmpp.domain,
+            now.summary()
+        );
+    };
+    let pools = reached_pools(t, now);
+    let whose = if pools.is_empty() {
+        "no pool in the topology".to_string()
+    } else {
+        pools.join(", ")
+    };
+    match now.failures().next() {
+        None => format!(
+            "partners now go to {}:{} ({whose}) and federate",
+            target.host, target.port
+        ),
+        Some(f) => format!(
+            "partners now go to {}:{} ({whose}) and cannot federate: {}",
+            target.host, target.port, f.text
+        ),
+    }
+}
+
 /// The partner's-eye check for the run's target pool: one reading (the
 /// caller polls).
 pub async fn partner_check(ctx: &Ctx) -> Observation {
@@ -237,26 +293,35 @@ impl Look for PartnerCheck {
     }
 
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<()> {
-        let report = target_report(ctx).await;
-        if let Some(why) = &report.srv_error {
+        let t = &ctx.topology;
+        let pool = ctx.target_pool();
+        // What partners see now, unjudged: before a failover they federate
+        // through the pool being left, which is no split brain.
+        let now = probe::probe_domain(&lookup(t), &options(t)).await;
+        let mut judged = now.clone();
+        judge_pool(t, pool, &mut judged);
+        if let Some(why) = &now.srv_error {
             // Not knowing what partners see is not the same as knowing they
             // reach the old pool.
             return Check::cannot_tell(format!(
                 "the {} lookup on the authoritative servers failed: {why}",
-                ctx.topology.xmpp.srv_owner()
+                t.xmpp.srv_owner()
             ))
-            .with_details(report.lines());
+            .with_details(judged.lines());
         }
-        if report.passed {
-            Check::done(report.summary()).with_details(report.lines())
+        if judged.passed {
+            Check::done(judged.summary()).with_details(judged.lines())
         } else {
-            // Before the failover partners are expected not to reach the new
-            // pool yet; whether they do is what verify finds out.
+            // Whether partners reach the new pool is what verify finds out,
+            // once step 7 has started its services.
             Check::waits(format!(
-                "would verify after step 7 what partners see; now: {}",
-                report.summary()
+                "{}; after step 7 this step verifies that partners reach {} ({}:{}) and federate",
+                where_partners_go(t, &now),
+                pool.name,
+                pool.srv_target(&t.xmpp),
+                t.xmpp.port
             ))
-            .with_details(report.lines())
+            .with_details(judged.lines())
         }
     }
 

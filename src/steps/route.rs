@@ -1,28 +1,59 @@
-//! Step 3: point the target site's XMPP federation route at the target pool.
+//! Step 3: point the target site's XMPP federation route at the target pool
+//! (and, with `management.move_routes: all_sites`, every other site's route
+//! that names another pool). Every site's route is read and listed, so a
+//! failback cannot leave a site naming the pool used in between unsaid.
 //!
 //! The procedure page writes `-XmppExternalFederationRoute <Edge FQDN>`; the
 //! cmdlet reference documents `-XmppFederationRoute EdgeServer:<FQDN>`.
 //! edgefail asks the installed Set-CsSite which one it has (unless the
 //! topology pins it), writes the matching value form, and reads it back.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::{Applied, Change, Check, Ctx, Failure, Observation, Prior, Step, StepId, Verified};
+use crate::lync::{Machine, MachineError};
 use crate::names::printable;
-use crate::topology::RouteParameter;
+use crate::topology::{MoveRoutes, Pool, PoolRef, RouteParameter, Topology};
 
 pub struct Route;
 
-/// The site's route as read, and what it should be.
+/// One site's route as read.
+#[derive(Debug, Clone)]
+pub struct SiteRoute {
+    pub site: String,
+    /// The route as Get-CsSite shows it (Ok(None): empty or absent), or why
+    /// it could not be read.
+    pub current: Result<Option<String>, String>,
+    /// The pool whose Edge server the route names, if any in the topology.
+    pub pool: Option<String>,
+    /// Step 3 sets this site's route.
+    pub moves: bool,
+}
+
+impl SiteRoute {
+    pub fn current_text(&self) -> String {
+        match &self.current {
+            Ok(Some(r)) => printable(r),
+            Ok(None) => "(not set)".into(),
+            Err(e) => format!("cannot tell: {e}"),
+        }
+    }
+}
+
+/// Every site's route as read, and what step 3 should write.
 #[derive(Debug, Clone)]
 pub struct RouteState {
     pub parameter: RouteParameter,
     /// The value Set-CsSite should be given.
     pub desired: String,
-    /// The route as Get-CsSite shows it (None: empty or absent).
+    /// The target site's route as Get-CsSite shows it (None: empty or absent).
     pub current: Option<String>,
-    /// The current route names a server of the target pool.
+    /// The target site's route names a server of the target pool.
     pub holds: bool,
+    /// Every site, in topology order (the target site included).
+    pub sites: Vec<SiteRoute>,
 }
 
 /// Why the route could not be read: `blocked` when the management shell
@@ -39,7 +70,8 @@ impl std::fmt::Display for RouteError {
     }
 }
 
-fn name(p: RouteParameter) -> &'static str {
+/// The parameter's name as Set-CsSite spells it.
+pub fn name(p: RouteParameter) -> &'static str {
     match p {
         RouteParameter::XmppFederationRoute => "XmppFederationRoute",
         _ => "XmppExternalFederationRoute",
@@ -54,6 +86,109 @@ fn server_of(route: &str) -> &str {
     }
 }
 
+/// The pool (and its site) whose Edge server `route` names.
+pub fn pool_named<'a>(t: &'a Topology, route: &str) -> Option<PoolRef<'a>> {
+    let fqdn = server_of(route.trim());
+    t.pools().find(|p| {
+        p.pool
+            .servers
+            .iter()
+            .any(|s| s.fqdn.eq_ignore_ascii_case(fqdn))
+    })
+}
+
+fn names_pool(route: Option<&str>, pool: &Pool) -> bool {
+    route.is_some_and(|c| {
+        let fqdn = server_of(c);
+        pool.servers
+            .iter()
+            .any(|s| s.fqdn.eq_ignore_ascii_case(fqdn))
+    })
+}
+
+/// Which route parameter the installed Set-CsSite has (or the topology pins).
+pub async fn detect_parameter(
+    shell: &Machine,
+    t: &Topology,
+    timeout: Duration,
+) -> Result<RouteParameter, RouteError> {
+    let available = shell
+        .route_parameters(timeout)
+        .await
+        .map_err(|e| RouteError {
+            blocked: false,
+            message: e.to_string(),
+        })?;
+    let has = |p: RouteParameter| available.iter().any(|a| a.eq_ignore_ascii_case(name(p)));
+    let listed = |none: &str| {
+        if available.is_empty() {
+            none.to_string()
+        } else {
+            printable(&available.join(", "))
+        }
+    };
+    match t.management.route_parameter {
+        RouteParameter::Auto => {
+            if has(RouteParameter::XmppExternalFederationRoute) {
+                Ok(RouteParameter::XmppExternalFederationRoute)
+            } else if has(RouteParameter::XmppFederationRoute) {
+                Ok(RouteParameter::XmppFederationRoute)
+            } else {
+                Err(RouteError {
+                    blocked: true,
+                    message: format!(
+                        "Set-CsSite on the management shell has no XMPP route parameter (its Xmpp* parameters: {}); is this a Lync Server 2013 / Skype for Business Server 2015 management shell?",
+                        listed("none")
+                    ),
+                })
+            }
+        }
+        p if has(p) => Ok(p),
+        p => Err(RouteError {
+            blocked: true,
+            message: format!(
+                "the topology pins route_parameter {}, but the installed Set-CsSite has only: {}",
+                name(p),
+                listed("no Xmpp* parameters")
+            ),
+        }),
+    }
+}
+
+/// One site's route under `parameter` (None: empty or absent).
+pub async fn read_site(
+    shell: &Machine,
+    site: &str,
+    parameter: RouteParameter,
+    timeout: Duration,
+) -> Result<Option<String>, MachineError> {
+    let props = shell.site(site, timeout).await?;
+    Ok(props
+        .get(name(parameter))
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string))
+}
+
+/// Every site's route, in topology order. One management shell answers
+/// them all, so they are asked one after another.
+pub async fn read_sites(
+    shell: &Machine,
+    t: &Topology,
+    parameter: RouteParameter,
+    timeout: Duration,
+) -> Vec<(String, Result<Option<String>, String>)> {
+    let mut out = Vec::with_capacity(t.sites.len());
+    for site in &t.sites {
+        let r = read_site(shell, &site.name, parameter, timeout)
+            .await
+            .map_err(|e| e.to_string());
+        out.push((site.name.clone(), r));
+    }
+    out
+}
+
 impl RouteState {
     pub fn current_text(&self) -> String {
         self.current
@@ -62,81 +197,140 @@ impl RouteState {
             .unwrap_or_else(|| "(not set)".into())
     }
 
+    /// The sites step 3 sets, target site first.
+    pub fn moving(&self) -> Vec<&SiteRoute> {
+        self.sites.iter().filter(|s| s.moves).collect()
+    }
+
+    /// Sites whose route names another pool and that stay as they are
+    /// (`management.move_routes: target_site`).
+    pub fn left_elsewhere(&self, target: &Pool) -> Vec<&SiteRoute> {
+        self.sites
+            .iter()
+            .filter(|s| !s.moves)
+            .filter(|s| matches!(&s.current, Ok(Some(_))))
+            .filter(|s| s.pool.as_deref() != Some(target.name.as_str()))
+            .collect()
+    }
+
+    /// Read the parameter and every site's route; the target site's route
+    /// (and with `all_sites`, every site's) must be readable.
     pub async fn read(ctx: &Ctx) -> Result<RouteState, RouteError> {
         let timeout = ctx.opts.command_timeout;
         let shell = &ctx.management;
-        let cannot = |e: crate::lync::MachineError| RouteError {
-            blocked: false,
-            message: e.to_string(),
-        };
-        let available = shell.route_parameters(timeout).await.map_err(cannot)?;
-        let has = |p: RouteParameter| available.iter().any(|a| a.eq_ignore_ascii_case(name(p)));
-        let pinned = ctx.topology.management.route_parameter;
-        let parameter = match pinned {
-            RouteParameter::Auto => {
-                if has(RouteParameter::XmppExternalFederationRoute) {
-                    RouteParameter::XmppExternalFederationRoute
-                } else if has(RouteParameter::XmppFederationRoute) {
-                    RouteParameter::XmppFederationRoute
-                } else {
-                    return Err(RouteError {
-                        blocked: true,
-                        message: format!(
-                            "Set-CsSite on the management shell has no XMPP route parameter (its Xmpp* parameters: {}); is this a Lync Server 2013 / Skype for Business Server 2015 management shell?",
-                            if available.is_empty() {
-                                "none".to_string()
-                            } else {
-                                printable(&available.join(", "))
-                            }
-                        ),
-                    });
-                }
-            }
-            p if has(p) => p,
-            p => {
-                return Err(RouteError {
-                    blocked: true,
-                    message: format!(
-                        "the topology pins route_parameter {}, but the installed Set-CsSite has only: {}",
-                        name(p),
-                        if available.is_empty() {
-                            "no Xmpp* parameters".to_string()
-                        } else {
-                            printable(&available.join(", "))
-                        }
-                    ),
-                });
-            }
-        };
+        let t = &ctx.topology;
+        let parameter = detect_parameter(shell, t, timeout).await?;
         let pool = ctx.target_pool();
+        let target_site = &ctx.target_site().name;
         let server = pool.route_server().to_string();
         let desired = match parameter {
             RouteParameter::XmppFederationRoute => format!("EdgeServer:{server}"),
             _ => server,
         };
-        let site = shell
-            .site(&ctx.target_site().name, timeout)
-            .await
-            .map_err(cannot)?;
-        let current = site
-            .get(name(parameter))
-            .and_then(|v| v.as_str())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        let holds = current.as_deref().is_some_and(|c| {
-            let fqdn = server_of(c);
-            pool.servers
-                .iter()
-                .any(|s| s.fqdn.eq_ignore_ascii_case(fqdn))
-        });
+        let all = t.management.move_routes == MoveRoutes::AllSites;
+        let mut sites = Vec::new();
+        let mut current = None;
+        let mut holds = false;
+        for (site, read) in read_sites(shell, t, parameter, timeout).await {
+            let is_target = &site == target_site;
+            match &read {
+                Err(e) if is_target => {
+                    return Err(RouteError {
+                        blocked: false,
+                        message: e.clone(),
+                    });
+                }
+                Err(e) if all => {
+                    return Err(RouteError {
+                        blocked: false,
+                        message: format!(
+                            "{e} (management.move_routes: all_sites moves every site's route, so each must be read)"
+                        ),
+                    });
+                }
+                Ok(c) if is_target => {
+                    current = c.clone();
+                    holds = names_pool(c.as_deref(), pool);
+                }
+                _ => {}
+            }
+            let set = matches!(&read, Ok(Some(_)));
+            let on_target = matches!(&read, Ok(c) if names_pool(c.as_deref(), pool));
+            let named = match &read {
+                Ok(Some(c)) => pool_named(t, c).map(|p| p.pool.name.clone()),
+                _ => None,
+            };
+            let moves = if is_target {
+                !on_target
+            } else {
+                all && set && !on_target
+            };
+            sites.push(SiteRoute {
+                site,
+                current: read,
+                pool: named,
+                moves,
+            });
+        }
+        // The target site first: it is the documented change.
+        sites.sort_by_key(|s| &s.site != target_site);
         Ok(RouteState {
             parameter,
             desired,
             current,
             holds,
+            sites,
         })
     }
+}
+
+/// "EdgeServer1.contoso.com (EdgePool1)".
+fn route_and_pool(s: &SiteRoute) -> String {
+    match &s.pool {
+        Some(p) => format!("{} ({p})", s.current_text()),
+        None if matches!(&s.current, Ok(Some(_))) => {
+            format!("{} (no pool in the topology)", s.current_text())
+        }
+        None => s.current_text(),
+    }
+}
+
+/// One line per site, for the details.
+fn site_lines(state: &RouteState, target: &Pool) -> Vec<String> {
+    state
+        .sites
+        .iter()
+        .map(|s| {
+            let what = if s.moves {
+                format!("moves to {}", target.name)
+            } else if s.pool.as_deref() == Some(target.name.as_str()) {
+                format!("already names {}", target.name)
+            } else if matches!(&s.current, Ok(Some(_))) {
+                "still names another pool; left as is (management.move_routes: target_site)"
+                    .to_string()
+            } else {
+                "left as is".to_string()
+            };
+            format!("{}'s route: {}: {what}", s.site, route_and_pool(s))
+        })
+        .collect()
+}
+
+/// What stays naming another pool, said in the summary so that plan and
+/// failover show it without -v.
+fn left_note(state: &RouteState, target: &Pool) -> String {
+    let left = state.left_elsewhere(target);
+    if left.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = left
+        .iter()
+        .map(|s| format!("{} ({})", s.site, route_and_pool(s)))
+        .collect();
+    format!(
+        "; still naming another pool, left as is (management.move_routes: target_site, the documented procedure): {}",
+        list.join(", ")
+    )
 }
 
 #[async_trait]
@@ -149,75 +343,135 @@ impl Step for Route {
 
     fn title(&self, ctx: &Ctx) -> String {
         let to = ctx.to();
+        let whose = match ctx.topology.management.move_routes {
+            MoveRoutes::AllSites => "every site's".to_string(),
+            MoveRoutes::TargetSite => format!("{}'s", to.site.name),
+        };
         format!(
-            "Point {}'s XMPP federation route at {}",
-            to.site.name,
+            "Point {whose} XMPP federation route at {}",
             to.pool.route_server()
         )
     }
 
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<RouteState> {
         let site = &ctx.target_site().name;
+        let pool = ctx.target_pool();
         match RouteState::read(ctx).await {
             Err(e) if e.blocked => Check::blocked(e.message),
             Err(e) => Check::cannot_tell(e.message),
-            Ok(state) if state.holds => Check::done(format!(
-                "{site}'s XMPP federation route is {} (a server of {})",
-                state.current_text(),
-                ctx.target_pool().name
-            )),
-            Ok(state) => Check::change(
-                format!(
-                    "would run Set-CsSite -Identity {site} -{} {}",
-                    name(state.parameter),
-                    state.desired
-                ),
-                vec![Change {
-                    what: format!("{site} {}", name(state.parameter)),
-                    old: state.current_text(),
-                    new: state.desired.clone(),
-                }],
-                state,
-            ),
+            Ok(state) => {
+                let details = site_lines(&state, pool);
+                let note = left_note(&state, pool);
+                let moving = state.moving();
+                if moving.is_empty() {
+                    let others = state.sites.len() > 1
+                        && state.left_elsewhere(pool).is_empty()
+                        && state.sites.iter().all(|s| s.pool.is_some());
+                    return Check::done(format!(
+                        "{site}'s XMPP federation route is {} (a server of {}){}{note}",
+                        state.current_text(),
+                        pool.name,
+                        if others {
+                            "; so is every other site's"
+                        } else {
+                            ""
+                        }
+                    ))
+                    .with_details(details);
+                }
+                let flag = name(state.parameter);
+                let summary = match moving.as_slice() {
+                    [one] => format!(
+                        "would run Set-CsSite -Identity {} -{flag} {}",
+                        one.site, state.desired
+                    ),
+                    many => format!(
+                        "would run Set-CsSite -{flag} {} on {}",
+                        state.desired,
+                        many.iter()
+                            .map(|s| s.site.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                let changes = moving
+                    .iter()
+                    .map(|s| Change {
+                        what: format!("{} {flag}", s.site),
+                        old: route_and_pool(s),
+                        new: state.desired.clone(),
+                    })
+                    .collect();
+                Check::change(format!("{summary}{note}"), changes, state).with_details(details)
+            }
         }
     }
 
     async fn apply(&self, ctx: &Ctx, state: &RouteState) -> Result<Applied, Failure> {
-        let site = &ctx.target_site().name;
-        ctx.management
-            .set_route(
-                site,
-                state.parameter,
-                &state.desired,
-                ctx.opts.command_timeout,
-            )
-            .await
-            .map_err(|e| Failure::new(e.to_string()))?;
+        let flag = name(state.parameter);
+        let mut done = Vec::new();
+        for s in state.moving() {
+            if let Err(e) = ctx
+                .management
+                .set_route(
+                    &s.site,
+                    state.parameter,
+                    &state.desired,
+                    ctx.opts.command_timeout,
+                )
+                .await
+            {
+                let mut failure = Failure::new(e.to_string());
+                if !done.is_empty() {
+                    failure.summary = format!(
+                        "{} (already set before it: {})",
+                        failure.summary,
+                        done.join(", ")
+                    );
+                }
+                return Err(failure);
+            }
+            done.push(s.site.clone());
+        }
         Ok(Applied {
-            summary: format!(
-                "Set-CsSite -Identity {site} -{} {}",
-                name(state.parameter),
-                state.desired
-            ),
+            summary: match done.as_slice() {
+                [one] => format!("Set-CsSite -Identity {one} -{flag} {}", state.desired),
+                many => format!(
+                    "Set-CsSite -{flag} {} on {}",
+                    state.desired,
+                    many.join(", ")
+                ),
+            },
             details: Vec::new(),
         })
     }
 
-    async fn verify(&self, ctx: &Ctx, _state: &RouteState) -> Verified {
+    async fn verify(&self, ctx: &Ctx, state: &RouteState) -> Verified {
         let timeout = ctx.opts.command_timeout;
-        let site = &ctx.target_site().name;
+        let pool = ctx.target_pool();
+        let planned: Vec<&str> = state.moving().iter().map(|s| s.site.as_str()).collect();
         let route = super::poll(ctx, || async {
-            match RouteState::read(ctx).await {
-                Ok(s) => Observation {
-                    holds: s.holds,
-                    summary: format!("Get-CsSite {site} shows route {}", s.current_text()),
-                    details: Vec::new(),
-                },
-                Err(e) => Observation {
-                    holds: false,
-                    summary: e.message,
-                    details: Vec::new(),
-                },
+            let mut seen = Vec::new();
+            let mut holds = true;
+            for site in &planned {
+                match read_site(&ctx.management, site, state.parameter, timeout).await {
+                    Ok(r) => {
+                        holds &= names_pool(r.as_deref(), pool);
+                        seen.push(format!(
+                            "Get-CsSite {site} shows route {}",
+                            r.as_deref().map(printable).unwrap_or("(not set)".into())
+                        ));
+                    }
+                    Err(e) => {
+                        holds = false;
+                        seen.push(e.to_string());
+                    }
+                }
+            }
+            Observation {
+                holds,
+                summary: seen.join("; "),
+                details: Vec::new(),
             }
         })
         .await;

@@ -185,22 +185,36 @@ impl Step for Services {
             return Check::cannot_tell(unreadable.join("; ")).with_details(details);
         }
         let pool = &ctx.target_pool().name;
+        let total = ctx.edges.len();
         match want {
             Want::Stopped if !pending.is_empty() => {
+                // What was found, said plainly: after a restore (failback) the
+                // pool's services usually run already.
+                let found = if pending.len() == total {
+                    format!(
+                        "found Lync services running on all {total} server(s) of {pool} (as after a restore)"
+                    )
+                } else {
+                    format!(
+                        "found Lync services running on {} of {total} server(s) of {pool} ({}), the others stopped",
+                        pending.len(),
+                        pending.join(", ")
+                    )
+                };
                 // Stopping only matters so that the services restart with the
                 // new route; once the route is there, a restart buys nothing.
                 match super::RouteState::read(ctx).await {
                     Err(reason) => Check::cannot_tell(format!(
-                        "services are running and whether the route is already set cannot be read: {reason}"
+                        "{found}; whether the route is already set cannot be read: {reason}"
                     )),
                     Ok(route) if route.holds => Check::done(format!(
-                        "the route already points at {pool} ({}); no restart needed",
+                        "the route already points at {pool} ({}); no restart needed ({found})",
                         route.current_text()
                     ))
                     .with_details(details),
                     Ok(_) => Check::change(
                         format!(
-                            "would stop the Lync services on {} server(s) of {pool}",
+                            "{found}: would stop them on {} server(s) so that they start again with the new route",
                             pending.len()
                         ),
                         changes,
@@ -234,8 +248,10 @@ impl Step for Services {
                         .with_details(details)
                 }
             }
-            Want::Stopped => Check::done(format!("every Lync service on {pool} is Stopped"))
-                .with_details(details),
+            Want::Stopped => Check::done(format!(
+                "found every Lync service on {pool} already Stopped ({total} server(s)); nothing to stop"
+            ))
+            .with_details(details),
             Want::Running => Check::change(
                 format!(
                     "would start the Lync services on {} server(s) of {pool}",

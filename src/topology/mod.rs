@@ -139,6 +139,22 @@ pub struct Management {
     pub transport: TransportSpec,
     #[serde(default)]
     pub route_parameter: RouteParameter,
+    /// Which sites' routes step 3 moves to the target pool.
+    #[serde(default)]
+    pub move_routes: MoveRoutes,
+}
+
+/// Which sites' XMPP federation routes a failover (or failback) moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveRoutes {
+    /// The documented procedure: only the target pool's site (Set-CsSite
+    /// Site2 ...). Other sites' routes are listed and left as they are.
+    #[default]
+    TargetSite,
+    /// Also every other site whose route names another pool, in the same
+    /// step: nothing keeps naming the pool that was left.
+    AllSites,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -16,6 +16,7 @@ const FLOORS: &[&[&str]] = &[
     &["cli"],
     &["journal", "lock"],
     &["sim"],
+    &["estate"],
     &["steps"],
     &["lync"],
     &["transport", "dns", "xmpp"],

@@ -10,5 +10,6 @@ mod inputs;
 mod rehearse;
 mod resume;
 mod ssh;
+mod status;
 mod validate;
 mod xmpp;

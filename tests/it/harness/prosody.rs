@@ -43,8 +43,15 @@ impl Prosody {
     /// port accepts connections; if the free port found was taken
     /// meanwhile, start again on another.
     pub fn start(hosts: &[VHost]) -> Prosody {
+        Prosody::start_on(hosts, &["127.0.0.1"])
+    }
+
+    /// As [`Prosody::start`], listening on each of `interfaces` (loopback
+    /// addresses; the first must be 127.0.0.1) at the same port: one server
+    /// standing in for Edge servers of several pools.
+    pub fn start_on(hosts: &[VHost], interfaces: &[&str]) -> Prosody {
         for _attempt in 0..5 {
-            if let Some(p) = Prosody::try_start(hosts) {
+            if let Some(p) = Prosody::try_start(hosts, interfaces) {
                 return p;
             }
         }
@@ -52,7 +59,7 @@ impl Prosody {
     }
 
     /// `None`: the port was taken.
-    fn try_start(hosts: &[VHost]) -> Option<Prosody> {
+    fn try_start(hosts: &[VHost], interfaces: &[&str]) -> Option<Prosody> {
         let prosody = need("prosody", "prosody");
         let dir = tempfile::tempdir().expect("temp dir for prosody");
         let root = dir.path();
@@ -81,7 +88,7 @@ daemonize = false
 run_as_root = true
 data_path = {data}
 certificates = {certs}
-interfaces = {{ "127.0.0.1" }}
+interfaces = {{ {interfaces} }}
 local_interfaces = {{ "127.0.0.1" }}
 s2s_ports = {{ {port} }}
 s2s_direct_tls_ports = {{ }}
@@ -98,6 +105,11 @@ log = {{ debug = {log} }}
             data = lua_string(&root.join("data")),
             certs = lua_string(&root.join("certs")),
             log = lua_string(&root.join("prosody.log")),
+            interfaces = interfaces
+                .iter()
+                .map(|i| format!("{i:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         let config_path = root.join("prosody.cfg.lua");
         std::fs::write(&config_path, config).expect("write prosody config");
@@ -147,10 +159,12 @@ log = {{ debug = {log} }}
     /// accepted there; `false` if it says the port is in use.
     fn wait_ready(&mut self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
-        let listening = format!(
-            "Activated service 's2s' on [127.0.0.1]:{}",
-            self.addr.port()
-        );
+        // With several interfaces the line lists them in any order.
+        let address = format!("[127.0.0.1]:{}", self.addr.port());
+        let listening = |log: &str| {
+            log.lines()
+                .any(|l| l.contains("Activated service 's2s' on") && l.contains(&address))
+        };
         loop {
             let log =
                 std::fs::read_to_string(self.dir.path().join("prosody.log")).unwrap_or_default();
@@ -164,7 +178,7 @@ log = {{ debug = {log} }}
                     self.log()
                 );
             }
-            if log.contains(&listening)
+            if listening(&log)
                 && TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
             {
                 return true;

@@ -86,6 +86,8 @@ impl Tsig {
 #[derive(Debug, Clone)]
 pub struct Management {
     pub route_parameter: Option<String>,
+    /// `management.move_routes`: target_site, all_sites.
+    pub move_routes: Option<String>,
     pub transport: Transport,
 }
 
@@ -223,6 +225,7 @@ impl Topology {
             },
             management: Management {
                 route_parameter: None,
+                move_routes: None,
                 transport: Transport::pwsh(),
             },
             timeouts: Timeouts {
@@ -355,6 +358,11 @@ impl Topology {
     }
 
     /// Pin the management shell's route parameter.
+    pub fn move_routes(mut self, which: &str) -> Topology {
+        self.management.move_routes = Some(which.into());
+        self
+    }
+
     pub fn route_parameter(mut self, parameter: &str) -> Topology {
         self.management.route_parameter = Some(parameter.into());
         self
@@ -453,6 +461,7 @@ impl Topology {
             "route_parameter",
             self.management.route_parameter.clone(),
         );
+        field(&mut y, "move_routes", self.management.move_routes.clone());
         field(&mut y, "transport", Some(self.management.transport.flow()));
 
         let t = &self.timeouts;
