@@ -21,6 +21,10 @@ pub enum Exit {
     Locked,
     /// `--resume` refused: nothing to resume, or the topology or plan changed.
     ResumeRefused,
+    /// What the operator confirmed no longer holds: an approved plan file's
+    /// topology changed or it expired, or a step's reading moved since the
+    /// plan was confirmed (stopped before that step).
+    PlanMismatch,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted,
 }
@@ -36,6 +40,7 @@ impl Exit {
             Exit::Declined => 5,
             Exit::Locked => 6,
             Exit::ResumeRefused => 7,
+            Exit::PlanMismatch => 8,
             Exit::Interrupted => 130,
         }
     }

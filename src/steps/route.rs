@@ -7,7 +7,9 @@
 
 use async_trait::async_trait;
 
-use super::{Applied, Change, Check, Ctx, Failure, Observation, Prior, Step, StepId, Verified};
+use super::{
+    Applied, Change, Check, Ctx, Failure, Observation, Prior, Seen, Step, StepId, Verified,
+};
 use crate::names::printable;
 use crate::topology::RouteParameter;
 
@@ -158,6 +160,12 @@ impl Step for Route {
 
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<RouteState> {
         let site = &ctx.target_site().name;
+        let seen = |state: &RouteState| {
+            vec![Seen {
+                what: format!("{site} {}", name(state.parameter)),
+                value: state.current_text(),
+            }]
+        };
         match RouteState::read(ctx).await {
             Err(e) if e.blocked => Check::blocked(e.message),
             Err(e) => Check::cannot_tell(e.message),
@@ -165,7 +173,8 @@ impl Step for Route {
                 "{site}'s XMPP federation route is {} (a server of {})",
                 state.current_text(),
                 ctx.target_pool().name
-            )),
+            ))
+            .with_seen(seen(&state)),
             Ok(state) => Check::change(
                 format!(
                     "would run Set-CsSite -Identity {site} -{} {}",
@@ -177,8 +186,9 @@ impl Step for Route {
                     old: state.current_text(),
                     new: state.desired.clone(),
                 }],
-                state,
-            ),
+                state.clone(),
+            )
+            .with_seen(seen(&state)),
         }
     }
 

@@ -6,6 +6,7 @@ mod e2e;
 mod failover;
 mod harness;
 mod house;
+mod record;
 mod rehearse;
 mod resume;
 mod ssh;
