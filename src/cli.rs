@@ -18,6 +18,8 @@ const EXIT_CODES: &str = "Exit codes:
   5    declined at the confirmation prompt; nothing changed
   6    another failover of this topology holds the lock
   7    --resume refused: no run to resume, or the topology or plan changed
+  8    the confirmed plan no longer matches: the plan file's topology changed
+       or it expired, or a reading moved since the plan (stopped before it)
   10   status: partners federate but the sources disagree (drift, split brain)
   11   status: federation down (partners cannot federate)
   12   status: a source could not be read
@@ -52,8 +54,9 @@ pub struct Cli {
 pub enum Command {
     /// Check a topology file and report every problem at once.
     Validate(TopologyArg),
-    /// Read the real state and say what a failover would change (changes nothing).
-    Plan(PlanArgs),
+    /// Read the real state and say what a failover would change (changes
+    /// nothing); --out saves the plan for approval.
+    Plan(PlanCommand),
     /// Run the failover: the seven documented steps and a partner's-eye check,
     /// each checked, applied and verified in order.
     Failover(FailoverArgs),
@@ -69,6 +72,12 @@ pub enum Command {
     /// Where XMPP federation runs now, read from every source at once:
     /// routes, services, ports, DNS, a partner's eye (changes nothing).
     Status(StatusArgs),
+    /// Print a saved plan (`plan --out FILE`) as `plan` showed it.
+    Show(ShowArgs),
+    /// Write a run's change record (Markdown) from the journal.
+    Report(ReportArgs),
+    /// Write the runbook as a script to perform by hand.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +91,71 @@ pub struct StatusArgs {
     /// Longest one remote command may run, in seconds [default: topology's timeouts.command_secs].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub command_timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanCommand {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Save the plan to FILE (JSON) for review and approval; apply it with
+    /// `failover --plan FILE`. Written only when the plan is complete and
+    /// has changes pending.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The saved plan.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    #[command(flatten)]
+    pub journal: JournalArg,
+    /// The run (its id, as `history` lists it) [default: the last failover
+    /// or plan run in the journal].
+    pub run: Option<String>,
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormat,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// One .ps1 for a Windows admin box.
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub format: ExportFormat,
+    #[command(flatten)]
+    pub topology: TopologyArg,
+    /// The failed pool XMPP federation leaves (EdgePool1).
+    #[arg(long, value_name = "POOL")]
+    pub from: String,
+    /// The pool that takes XMPP federation over (EdgePool2).
+    #[arg(long, value_name = "POOL")]
+    pub to: String,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +256,14 @@ pub struct FailoverArgs {
     /// journal: verified steps are re-checked, not redone.
     #[arg(long, conflicts_with = "dry_run")]
     pub resume: bool,
+    /// Apply exactly this approved plan (`plan --out FILE`): refused when
+    /// the topology changed or the plan is too old; a step whose reading
+    /// moved since stops the run before it. No confirmation is asked.
+    #[arg(long = "plan", value_name = "FILE", conflicts_with_all = ["dry_run", "resume"])]
+    pub plan_file: Option<PathBuf>,
+    /// With --plan: the oldest plan that may be applied.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = positive_duration, requires = "plan_file")]
+    pub max_plan_age: Duration,
 }
 
 /// `probe DOMAIN --dns-server ADDR`, `probe --host H [--port P] [--domain D]`

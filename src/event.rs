@@ -11,16 +11,20 @@
 //!   `from`, `to`, `dry_run`, `topology` (path), `topology_sha256`,
 //!   `plan_sha256`, `operator` (user@host), `at` (RFC 3339 UTC), `steps`
 //!   (`[{step, number, title}]`), `skipped` (step ids), `resumes` (the run
-//!   id this run resumes; absent otherwise).
+//!   id this run resumes; absent otherwise), `utc_offset_secs` (the
+//!   operator's time zone; absent when unknown), `approved_plan` (`{path,
+//!   checksum, created_at, created_by}` with `failover --plan FILE`).
 //! - `phase_started`: `step`, `phase` ("check" | "apply" | "verify"), `at`.
 //! - `phase_finished`: `step`, `phase`, `outcome`, `summary`, `changes`
-//!   (`[{what, old, new}]`), `details` (strings), `duration_ms`. Outcomes:
+//!   (`[{what, old, new}]`), `seen` (check only, when the step's change
+//!   rests on it: `[{what, value}]`, what the check read), `details`
+//!   (strings), `duration_ms`. Outcomes:
 //!   check: "already_done" | "would_change" | "cannot_tell" | "blocked" |
 //!   "skipped"; apply: "changed" | "failed"; verify: "verified" |
 //!   "verify_failed".
 //! - `run_finished`: `outcome` ("nothing_to_do" | "changes_pending" |
 //!   "incomplete" | "completed" | "failed" | "verify_failed" | "declined" |
-//!   "refused" | "interrupted"), `exit_code`, `message`, `counts` (outcome ->
+//!   "refused" | "interrupted" | "plan_mismatch"), `exit_code`, `message`, `counts` (outcome ->
 //!   number of phases), `duration_ms`.
 //! - `warning`: `origin` ("topology" | "journal" | "lock"), `level`
 //!   ("warning" | "note"), `message`, and for topology findings `file`,
@@ -115,6 +119,31 @@ impl std::fmt::Display for StepId {
     }
 }
 
+/// One value a step's check read, that its change rests on ("xmpp.contoso.com
+/// A on the primary" -> "203.0.113.10 (EdgePool1) [TTL 300]"). A failover
+/// compares these with what the operator confirmed (the plan, or an
+/// approved plan file) before applying the step: if they differ, the world
+/// moved since, and the step is not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub what: String,
+    pub value: String,
+}
+
+/// The `what` of the DNS steps' reading of the old records' largest TTL
+/// (seconds), which the change record turns into "gone from every cache by".
+pub const OLD_TTL: &str = "largest TTL of the old records on any server (seconds)";
+
+/// The approved plan file a failover applies (`failover --plan FILE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedPlan {
+    pub path: String,
+    /// The plan file's own checksum (its `checksum` field).
+    pub checksum: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
 /// One value that a step would change, old -> new.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
@@ -173,6 +202,9 @@ pub enum RunOutcome {
     Declined,
     Refused,
     Interrupted,
+    /// What the operator confirmed (the plan, an approved plan file) no
+    /// longer matches the world or the topology; stopped before the step.
+    PlanMismatch,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +241,12 @@ pub enum Event {
         /// The run this one resumes, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resumes: Option<String>,
+        /// The operator's local time zone at `at`, seconds east of UTC.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        utc_offset_secs: Option<i32>,
+        /// The approved plan file this run applies, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approved_plan: Option<ApprovedPlan>,
     },
     PhaseStarted {
         step: StepId,
@@ -221,6 +259,9 @@ pub enum Event {
         outcome: Outcome,
         summary: String,
         changes: Vec<Change>,
+        /// Check only: what the check read that its change rests on.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seen: Vec<Seen>,
         details: Vec<String>,
         duration_ms: u64,
     },

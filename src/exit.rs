@@ -28,6 +28,10 @@ pub enum Exit {
     FederationDown,
     /// status: a source could not be read, and what could be read agrees.
     SourceUnreadable,
+    /// What the operator confirmed no longer holds: an approved plan file's
+    /// topology changed or it expired, or a step's reading moved since the
+    /// plan was confirmed (stopped before that step).
+    PlanMismatch,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted,
 }
@@ -43,6 +47,7 @@ impl Exit {
             Exit::Declined => 5,
             Exit::Locked => 6,
             Exit::ResumeRefused => 7,
+            Exit::PlanMismatch => 8,
             Exit::Drift => 10,
             Exit::FederationDown => 11,
             Exit::SourceUnreadable => 12,

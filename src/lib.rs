@@ -4,11 +4,13 @@
 //! The house, top to bottom (a module imports only modules below it; see
 //! the README's Architecture section and `tests/it/house.rs`):
 //! `commands` -> `settings` -> `engine` -> `report` -> `cli` -> `journal`,
-//! `lock` -> `sim` -> `estate` -> `steps` -> `lync` -> `transport`, `dns`, `xmpp` ->
+//! `lock`, `planfile`, `changerecord`, `export` -> `sim` -> `estate` -> `steps` -> `lync` ->
+//! `transport`, `dns`, `xmpp` ->
 //! `powershell` -> `event`, `topology`, `secret`, `names`, `operator`,
 //! `cancel`, `platform`, `exit`.
 
 pub mod cancel;
+pub mod changerecord;
 pub mod cli;
 pub mod commands;
 pub mod dns;
@@ -16,11 +18,13 @@ pub mod engine;
 pub mod estate;
 pub mod event;
 pub mod exit;
+pub mod export;
 pub mod journal;
 pub mod lock;
 pub mod lync;
 pub mod names;
 pub mod operator;
+pub mod planfile;
 pub mod platform;
 pub mod powershell;
 pub mod report;

@@ -401,6 +401,31 @@ impl Interrupts {
     }
 }
 
+// --- time zone -----------------------------------------------------------
+
+/// The local time zone's offset from UTC at `at`, in seconds east, for the
+/// change record's local times; `None` when it cannot be told.
+#[cfg(unix)]
+pub fn utc_offset_secs(at: std::time::SystemTime) -> Option<i32> {
+    let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let t = libc::time_t::try_from(secs).ok()?;
+    // SAFETY: localtime_r writes only into `tm`, which we own; a zeroed tm
+    // is a valid value of the plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::localtime_r(&t, &mut tm) };
+    if got.is_null() {
+        return None;
+    }
+    i32::try_from(tm.tm_gmtoff).ok()
+}
+
+/// Windows: not recorded yet (GetTimeZoneInformation would tell; this path
+/// has never been compiled, so it claims nothing).
+#[cfg(windows)]
+pub fn utc_offset_secs(_at: std::time::SystemTime) -> Option<i32> {
+    None
+}
+
 // --- terminals and colour -------------------------------------------------
 
 pub fn stdout_is_terminal() -> bool {

@@ -3,11 +3,14 @@
 //! everything through the reporters, and returns an [`Exit`] (or a
 //! [`Failed`] saying why not), which `main` maps to the exit code.
 
+mod change_report;
+mod export;
 mod failover;
 mod history;
 mod plan;
 mod probe;
 mod rehearse;
+mod show;
 mod status;
 mod unlock;
 mod validate;
@@ -39,6 +42,9 @@ pub async fn run(cli: Cli) -> CommandResult {
         Command::Probe(args) => probe::run(args).await,
         Command::Rehearse(args) => rehearse::run(args, verbose).await,
         Command::Status(args) => status::run(args).await,
+        Command::Show(args) => show::run(args),
+        Command::Report(args) => change_report::run(args),
+        Command::Export(args) => export::run(args),
     }
 }
 
@@ -107,6 +113,28 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
     });
 }
 
+/// What a plan or failover does beyond the ordinary run.
+#[derive(Default)]
+struct Extras {
+    /// `failover --plan FILE`: the approved plan to apply exactly.
+    approved: Option<runner::Approved>,
+    /// `plan --out FILE`: where to save the plan.
+    out: Option<std::path::PathBuf>,
+}
+
+/// Every event of a run, kept for the plan file.
+#[derive(Clone, Default)]
+struct Kept(Arc<std::sync::Mutex<Vec<Event>>>);
+
+impl crate::event::Sink for Kept {
+    fn event(&mut self, event: &Event) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+    }
+}
+
 /// Plan or failover: from settled settings to the runner's finish.
 async fn run_plan_or_failover(
     mut settings: RunSettings,
@@ -114,8 +142,13 @@ async fn run_plan_or_failover(
     resuming: bool,
     verbose: bool,
     operator: Arc<dyn Operator>,
+    extras: Extras,
 ) -> CommandResult {
     let events = events(settings.output, verbose);
+    let kept = Kept::default();
+    if extras.out.is_some() {
+        events.add(Box::new(kept.clone()));
+    }
     for finding in settings::findings(&settings.loaded) {
         events.emit(&finding);
     }
@@ -161,10 +194,37 @@ async fn run_plan_or_failover(
         topology_path: &topology_path,
         topology_text: &settings.loaded.text,
         resume,
+        approved: extras.approved,
     })
     .await
     .or_exit(Exit::ResumeRefused)?;
+    if let Some(out) = &extras.out {
+        save_plan(out, finish.outcome, &kept)?;
+    }
     Ok(finish.exit)
+}
+
+/// `plan --out FILE`: save a complete plan with changes pending.
+fn save_plan(out: &std::path::Path, outcome: RunOutcome, kept: &Kept) -> Result<(), exit::Failed> {
+    if outcome != RunOutcome::ChangesPending {
+        report::notice(&format!(
+            "no plan written to {}: only a complete plan with changes pending can be approved and applied",
+            out.display()
+        ));
+        return Ok(());
+    }
+    let events = kept.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let plan = crate::planfile::PlanFile::from_events(&events)
+        .ok_or_else(|| anyhow::anyhow!("the plan run recorded no start; no plan written"))
+        .or_exit(Exit::StepFailed)?;
+    let checksum = plan.write(out).or_exit(Exit::StepFailed)?;
+    report::notice(&format!(
+        "plan saved to {} ({checksum}); review it with `edgefail show {}`, apply it with `edgefail failover --plan {}`",
+        out.display(),
+        out.display(),
+        out.display()
+    ));
+    Ok(())
 }
 
 /// One failover per topology at a time.

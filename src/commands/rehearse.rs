@@ -86,6 +86,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
                 topology_path,
                 topology_text: text,
                 resume,
+                approved: None,
             })
             .await
             .or_exit(Exit::ResumeRefused)?;

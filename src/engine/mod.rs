@@ -10,7 +10,7 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::event::{self, Event, Outcome, Phase, RunOutcome, StepInfo};
+use crate::event::{self, ApprovedPlan, Event, Outcome, Phase, RunOutcome, Seen, StepInfo};
 use crate::exit::Exit;
 use crate::journal::Left;
 use crate::steps::{CheckState, Ctx, Entry, Reading, StepId};
@@ -23,9 +23,42 @@ pub struct Engine<'a> {
     counts: BTreeMap<Outcome, usize>,
 }
 
-/// The plan: each step's check state, in order (`None`: skipped).
+/// The plan: each step's check state, in order (`None`: skipped), and what
+/// each check read.
 pub struct Plan {
     pub checks: Vec<(StepId, Option<CheckState>)>,
+    pub readings: HashMap<StepId, Vec<Seen>>,
+}
+
+/// What the operator confirmed: each step's readings when the plan was
+/// made. A failover compares every step's fresh reading with these right
+/// before applying it, and stops (exit 8) when the world moved since.
+#[derive(Debug, Clone)]
+pub struct Confirmed {
+    pub readings: HashMap<StepId, Vec<Seen>>,
+    /// Where they come from, for messages ("the plan confirmed above").
+    pub source: String,
+}
+
+impl Confirmed {
+    /// What moved for `id`: one line per reading that differs.
+    pub fn moved(&self, id: StepId, now: &[Seen]) -> Vec<String> {
+        let was = self.readings.get(&id).map(Vec::as_slice).unwrap_or(&[]);
+        let mut lines = Vec::new();
+        for w in was {
+            match now.iter().find(|n| n.what == w.what) {
+                Some(n) if n.value == w.value => {}
+                Some(n) => lines.push(format!("{}: was {}, now {}", w.what, w.value, n.value)),
+                None => lines.push(format!("{}: was {}, now not read", w.what, w.value)),
+            }
+        }
+        for n in now {
+            if !was.iter().any(|w| w.what == n.what) {
+                lines.push(format!("{}: not in the plan, now {}", n.what, n.value));
+            }
+        }
+        lines
+    }
 }
 
 impl Plan {
@@ -68,6 +101,7 @@ pub struct RunInfo<'a> {
     pub topology_sha256: &'a str,
     pub operator: &'a str,
     pub resumes: Option<&'a str>,
+    pub approved_plan: Option<ApprovedPlan>,
 }
 
 impl<'a> Engine<'a> {
@@ -131,6 +165,8 @@ impl<'a> Engine<'a> {
             steps,
             skipped: self.skip.clone(),
             resumes: info.resumes.map(str::to_string),
+            utc_offset_secs: crate::platform::utc_offset_secs(std::time::SystemTime::now()),
+            approved_plan: info.approved_plan,
         });
     }
 
@@ -154,6 +190,7 @@ impl<'a> Engine<'a> {
                 outcome: Outcome::Skipped,
                 summary: "skipped by --skip: make sure it is done by other means".into(),
                 changes: Vec::new(),
+                seen: Vec::new(),
                 details: Vec::new(),
                 duration_ms: 0,
             });
@@ -188,6 +225,7 @@ impl<'a> Engine<'a> {
             outcome: check_outcome(check.state),
             summary: check.summary.clone(),
             changes: check.changes.clone(),
+            seen: check.seen.clone(),
             details: check.details.clone(),
             duration_ms: at.elapsed().as_millis() as u64,
         });
@@ -199,18 +237,21 @@ impl<'a> Engine<'a> {
     pub async fn plan(&mut self, left: &HashMap<StepId, Left>) -> Plan {
         let mut prior: Vec<(StepId, CheckState)> = Vec::new();
         let mut checks = Vec::new();
+        let mut readings = HashMap::new();
         for i in 0..self.steps.len() {
             if self.ctx.cancel.is_set() {
                 break;
             }
             let id = self.steps[i].id();
-            let state = self.check(i, &prior, left.get(&id)).await.map(|c| c.state);
-            if let Some(s) = state {
-                prior.push((id, s));
+            let check = self.check(i, &prior, left.get(&id)).await;
+            let state = check.as_ref().map(|c| c.state);
+            if let Some(c) = check {
+                prior.push((id, c.state));
+                readings.insert(id, c.seen);
             }
             checks.push((id, state));
         }
-        Plan { checks }
+        Plan { checks, readings }
     }
 
     /// The outcome of a plan-only run (plan, --dry-run).
@@ -275,6 +316,7 @@ impl<'a> Engine<'a> {
                 outcome: Outcome::Changed,
                 summary: a.summary,
                 changes: check.changes.clone(),
+                seen: Vec::new(),
                 details: a.details,
                 duration_ms: ms,
             }),
@@ -286,6 +328,7 @@ impl<'a> Engine<'a> {
                     outcome: Outcome::Failed,
                     summary: f.summary,
                     changes: Vec::new(),
+                    seen: Vec::new(),
                     details: f.details,
                     duration_ms: ms,
                 });
@@ -302,9 +345,15 @@ impl<'a> Engine<'a> {
     }
 
     /// Run the steps for real, in order; stop at the first failure or
-    /// interruption. `left` is what an earlier run left each step in.
-    pub async fn execute(&mut self, left: &HashMap<StepId, Left>) -> (Finish, String) {
+    /// interruption, or before a step whose reading moved since `confirmed`.
+    /// `left` is what an earlier run left each step in.
+    pub async fn execute(
+        &mut self,
+        left: &HashMap<StepId, Left>,
+        confirmed: &Confirmed,
+    ) -> (Finish, String) {
         let mut prior: Vec<(StepId, CheckState)> = Vec::new();
+        let mut applied_any = false;
         for i in 0..self.steps.len() {
             let id = self.steps[i].id();
             if self.ctx.cancel.is_set() {
@@ -314,6 +363,28 @@ impl<'a> Engine<'a> {
                 continue;
             };
             prior.push((id, check.state));
+            // A compare-and-swap against the re-check would overwrite a
+            // change someone made after the operator confirmed: the
+            // confirmed readings are the prerequisites.
+            let moved = confirmed.moved(id, &check.seen);
+            if !moved.is_empty() {
+                let before = if applied_any {
+                    "the steps before it were applied and verified"
+                } else {
+                    "nothing was changed"
+                };
+                return (
+                    Finish {
+                        outcome: RunOutcome::PlanMismatch,
+                        exit: Exit::PlanMismatch,
+                    },
+                    format!(
+                        "stopped before {id}: the world moved since {}: {}; {id} was not applied ({before}); find out who changed it, then `edgefail failover --resume` plans afresh from what is there now",
+                        confirmed.source,
+                        moved.join("; ")
+                    ),
+                );
+            }
             match check.state {
                 CheckState::Done => continue,
                 CheckState::CannotTell | CheckState::Blocked => {
@@ -338,6 +409,7 @@ impl<'a> Engine<'a> {
             if let Err(stop) = self.apply_phase(i, &check).await {
                 return stop;
             }
+            applied_any = true;
             if self.ctx.cancel.is_set() {
                 return Engine::interrupted(format!("after applying {id}, before verifying it"));
             }
@@ -360,6 +432,7 @@ impl<'a> Engine<'a> {
                 },
                 summary: verified.summary,
                 changes: Vec::new(),
+                seen: Vec::new(),
                 details: verified.details,
                 duration_ms: at.elapsed().as_millis() as u64,
             });

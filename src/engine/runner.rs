@@ -3,13 +3,15 @@
 //! operator, execute, and close with the outcome. The caller has settled
 //! the context (pools, machines, event stream, operator) and the journal.
 
-use crate::event::RunOutcome;
+use std::collections::HashMap;
+
+use crate::event::{ApprovedPlan, RunOutcome, Seen};
 use crate::exit::Exit;
 use crate::journal;
 use crate::steps::{Ctx, Entry, StepId};
 
 use super::resume::Resume;
-use super::{Engine, Finish, RunInfo};
+use super::{Confirmed, Engine, Finish, RunInfo};
 
 /// What kind of run this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,15 @@ pub struct Run<'a> {
     /// The topology file's bytes, for its checksum.
     pub topology_text: &'a str,
     pub resume: Option<Resume>,
+    /// `failover --plan FILE`: the approved plan this run applies exactly.
+    pub approved: Option<Approved>,
+}
+
+/// An approved plan: each step's readings when it was made, and the file.
+#[derive(Debug, Clone)]
+pub struct Approved {
+    pub readings: HashMap<StepId, Vec<Seen>>,
+    pub file: ApprovedPlan,
 }
 
 /// Why a run was refused before it started.
@@ -61,6 +72,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         topology_path,
         topology_text,
         resume,
+        approved,
     } = r;
     let applying = matches!(mode, Mode::Apply { .. });
     let mut engine = Engine::new(ctx, runbook, skip);
@@ -84,6 +96,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         topology_sha256: &topology_sha256,
         operator,
         resumes: resume.as_ref().map(|r| r.run_id.as_str()),
+        approved_plan: approved.as_ref().map(|a| a.file.clone()),
     });
     let left = resume.map(|r| r.left).unwrap_or_default();
     let plan = engine.plan(&left).await;
@@ -97,7 +110,49 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         engine.finish(finish, message);
         return Ok(finish);
     }
-    if mode == (Mode::Apply { confirm: true }) && !confirm(ctx).await {
+    let confirmed = match &approved {
+        Some(a) => Confirmed {
+            readings: a.readings.clone(),
+            source: format!(
+                "the approved plan {} (made by {} at {})",
+                a.file.path, a.file.created_by, a.file.created_at
+            ),
+        },
+        None => Confirmed {
+            readings: plan.readings.clone(),
+            source: "the plan shown above".into(),
+        },
+    };
+    if approved.is_some() {
+        // Refuse before anything changes when the world moved since the
+        // plan was approved; each step is compared again before it runs.
+        let mut moved = Vec::new();
+        for (id, _) in &plan.checks {
+            let now = plan.readings.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            moved.extend(
+                confirmed
+                    .moved(*id, now)
+                    .into_iter()
+                    .map(|m| format!("{id}: {m}")),
+            );
+        }
+        if !moved.is_empty() {
+            let finish = Finish {
+                outcome: RunOutcome::PlanMismatch,
+                exit: Exit::PlanMismatch,
+            };
+            engine.finish(
+                finish,
+                format!(
+                    "the world moved since {}: {}; nothing was changed: make and approve a new plan",
+                    confirmed.source,
+                    moved.join("; ")
+                ),
+            );
+            return Ok(finish);
+        }
+    }
+    if approved.is_none() && mode == (Mode::Apply { confirm: true }) && !confirm(ctx).await {
         let finish = Finish {
             outcome: RunOutcome::Declined,
             exit: Exit::Declined,
@@ -105,7 +160,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         engine.finish(finish, "not confirmed; nothing was changed".into());
         return Ok(finish);
     }
-    let (finish, message) = engine.execute(&left).await;
+    let (finish, message) = engine.execute(&left, &confirmed).await;
     engine.finish(finish, message);
     Ok(finish)
 }

@@ -201,6 +201,7 @@ async fn run(ctx: &Ctx, mode: Mode, runbook: Vec<Entry>, skip: Vec<StepId>) -> E
         topology_path: "t.yaml",
         topology_text: fixture::TOPOLOGY,
         resume: None,
+        approved: None,
     })
     .await
     .expect("not a resume")
@@ -395,4 +396,119 @@ async fn an_interrupted_run_launches_nothing_more() {
     assert_eq!(code, Exit::Interrupted);
     assert!(log.lock().unwrap().is_empty());
     assert_eq!(rec.finished(), (RunOutcome::Interrupted, 130));
+}
+
+/// A record someone else can move: the step reads it (as its `seen`), and
+/// `mover`'s apply moves it, as a colleague would while step 2 runs.
+struct Record {
+    id: StepId,
+    world: Arc<Mutex<String>>,
+    /// Set the world to this when applied (the mover), else change nothing.
+    moves_to: Option<&'static str>,
+    log: Log,
+}
+
+#[async_trait]
+impl Step for Record {
+    type Plan = ();
+
+    fn id(&self) -> StepId {
+        self.id
+    }
+
+    fn title(&self, _ctx: &Ctx) -> String {
+        format!("record {}", self.id)
+    }
+
+    async fn check(&self, _ctx: &Ctx, _prior: Prior<'_>) -> Check<()> {
+        let value = self.world.lock().unwrap().clone();
+        let seen = match self.moves_to {
+            Some(_) => Vec::new(),
+            None => vec![crate::event::Seen {
+                what: "xmpp.contoso.com A".into(),
+                value,
+            }],
+        };
+        Check::change("would change", Vec::new(), ()).with_seen(seen)
+    }
+
+    async fn apply(&self, _ctx: &Ctx, _plan: &()) -> Result<Applied, Failure> {
+        push(&self.log, format!("apply {}", self.id));
+        if let Some(to) = self.moves_to {
+            *self.world.lock().unwrap() = to.into();
+        }
+        Ok(Applied {
+            summary: "done".into(),
+            details: Vec::new(),
+        })
+    }
+
+    async fn verify(&self, _ctx: &Ctx, _plan: &()) -> Verified {
+        Verified {
+            holds: true,
+            summary: "read back".into(),
+            details: Vec::new(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reading_that_moved_after_the_plan_stops_the_run_before_that_step() {
+    let log = Log::default();
+    let rec = Recorder::default();
+    let ctx = ctx(&rec, Arc::new(Absent));
+    let world = Arc::new(Mutex::new("203.0.113.10".to_string()));
+    let runbook = vec![
+        Entry::changes(Record {
+            id: StepId::ServicesStop,
+            world: world.clone(),
+            moves_to: Some("198.51.100.99"),
+            log: log.clone(),
+        }),
+        Entry::changes(Record {
+            id: StepId::DnsA,
+            world: world.clone(),
+            moves_to: None,
+            log: log.clone(),
+        }),
+    ];
+    let code = run(&ctx, Mode::Apply { confirm: false }, runbook, Vec::new()).await;
+    assert_eq!(code, Exit::PlanMismatch);
+    // The record was read as X in the plan and as Z before step 4: step 4
+    // is never applied, so Z is not overwritten.
+    assert_eq!(*log.lock().unwrap(), ["apply services.stop"]);
+    assert_eq!(rec.finished(), (RunOutcome::PlanMismatch, 8));
+    let message = rec
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|e| match e {
+            Event::RunFinished { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        message.contains("was 203.0.113.10, now 198.51.100.99")
+            && message.contains("stopped before dns.a")
+            && !message.contains("nothing was changed"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn readings_that_hold_let_the_run_complete() {
+    let log = Log::default();
+    let rec = Recorder::default();
+    let ctx = ctx(&rec, Arc::new(Absent));
+    let world = Arc::new(Mutex::new("203.0.113.10".to_string()));
+    let runbook = vec![Entry::changes(Record {
+        id: StepId::DnsA,
+        world,
+        moves_to: None,
+        log: log.clone(),
+    })];
+    let code = run(&ctx, Mode::Apply { confirm: false }, runbook, Vec::new()).await;
+    assert_eq!(code, Exit::Ok);
+    assert_eq!(*log.lock().unwrap(), ["apply dns.a"]);
 }

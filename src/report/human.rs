@@ -110,6 +110,7 @@ impl<W: Write + Send> Human<W> {
                 changes,
                 details,
                 duration_ms,
+                ..
             } => {
                 if *phase == Phase::Check && step.number() <= self.last_step {
                     writeln!(
@@ -171,6 +172,7 @@ impl<W: Write + Send> Human<W> {
                     RunOutcome::Declined => "Declined",
                     RunOutcome::Refused => "Refused",
                     RunOutcome::Interrupted => "INTERRUPTED",
+                    RunOutcome::PlanMismatch => "STOPPED: THE CONFIRMED PLAN NO LONGER MATCHES",
                 };
                 writeln!(self.out, "{head}: {message}")?;
                 writeln!(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-pub use crate::event::{Change, StepId};
+pub use crate::event::{Change, Seen, StepId};
 pub use ctx::{Ctx, RunOptions, SelectError};
 pub use records::{DnsA, DnsSrv};
 pub use route::RouteState;
@@ -45,6 +45,11 @@ pub struct Reading {
     pub state: CheckState,
     pub summary: String,
     pub changes: Vec<Change>,
+    /// What the check read that its change rests on: a failover stops
+    /// before applying the step when this differs from what the operator
+    /// confirmed. Empty for steps that only look, or whose change does not
+    /// depend on what they read (starting services).
+    pub seen: Vec<Seen>,
     pub details: Vec<String>,
 }
 
@@ -72,6 +77,7 @@ impl<P> Check<P> {
                 state,
                 summary: summary.into(),
                 changes: Vec::new(),
+                seen: Vec::new(),
                 details: Vec::new(),
             },
             plan: None,
@@ -100,6 +106,11 @@ impl<P> Check<P> {
 
     pub fn with_details(mut self, details: Vec<String>) -> Check<P> {
         self.reading.details = details;
+        self
+    }
+
+    pub fn with_seen(mut self, seen: Vec<Seen>) -> Check<P> {
+        self.reading.seen = seen;
         self
     }
 }

@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use hickory_proto::rr::Name;
 
 use super::srv_preference::plan_srv;
-use super::{Applied, Change, Check, Ctx, Failure, Observation, Prior, Step, StepId, Verified};
+use super::{
+    Applied, Change, Check, Ctx, Failure, Observation, Prior, Seen, Step, StepId, Verified,
+};
 use crate::dns::{
     self, Authority, Data, DnsError, Primary, Rrset, ServerRole, Signer, Snapshot, SrvRecord,
     Update, ZoneNames, show,
@@ -667,10 +669,24 @@ impl<K: Records> Step for K {
         };
         let old_ttl = survey.max_ttl(K::pick);
         let expected = K::pick(base).clone();
+        // The rrset the compare-and-swap will require, and the TTL caches
+        // may hold the old records for: what the operator confirms.
+        let mut seen = vec![Seen {
+            what: format!("{what} on {}", base_role.label()),
+            value: K::describe(ctx, &expected),
+        }];
+        if let Some(ttl) = old_ttl {
+            seen.push(Seen {
+                what: crate::event::OLD_TTL.into(),
+                value: ttl.to_string(),
+            });
+        }
         let Some((update, changes, summary)) = desire.update else {
             let lagging = survey.lagging(K::pick);
             if lagging.is_empty() {
-                return Check::done(desire.done).with_details(details);
+                return Check::done(desire.done)
+                    .with_details(details)
+                    .with_seen(seen);
             }
             let changes = lagging
                 .iter()
@@ -692,7 +708,8 @@ impl<K: Records> Step for K {
                 old_ttl,
             };
             return Check::change(format!("{}{note}", desire.lagging), changes, plan)
-                .with_details(details);
+                .with_details(details)
+                .with_seen(seen);
         };
         if let Some(stop) = prove_key(ctx, &update).await {
             return stop.with_details(details);
@@ -703,7 +720,9 @@ impl<K: Records> Step for K {
             update: Some(update),
             old_ttl,
         };
-        Check::change(format!("{summary}{note}"), changes, plan).with_details(details)
+        Check::change(format!("{summary}{note}"), changes, plan)
+            .with_details(details)
+            .with_seen(seen)
     }
 
     async fn apply(&self, ctx: &Ctx, plan: &Self::Plan) -> Result<Applied, Failure> {

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Applied, Change, Check, Ctx, Failure, Observation, Prior, Step, StepId, Verified};
+use super::{
+    Applied, Change, Check, Ctx, Failure, Observation, Prior, Seen, Step, StepId, Verified,
+};
 use crate::lync::{Machine, MachineError};
 use crate::names::printable;
 use crate::topology::{MoveRoutes, Pool, PoolRef, RouteParameter, Topology};
@@ -356,6 +358,16 @@ impl Step for Route {
     async fn check(&self, ctx: &Ctx, _prior: Prior<'_>) -> Check<RouteState> {
         let site = &ctx.target_site().name;
         let pool = ctx.target_pool();
+        let seen = |state: &RouteState| {
+            state
+                .sites
+                .iter()
+                .map(|s| Seen {
+                    what: format!("{} {}", s.site, name(state.parameter)),
+                    value: s.current_text(),
+                })
+                .collect::<Vec<_>>()
+        };
         match RouteState::read(ctx).await {
             Err(e) if e.blocked => Check::blocked(e.message),
             Err(e) => Check::cannot_tell(e.message),
@@ -377,7 +389,8 @@ impl Step for Route {
                             ""
                         }
                     ))
-                    .with_details(details);
+                    .with_details(details)
+                    .with_seen(seen(&state));
                 }
                 let flag = name(state.parameter);
                 let summary = match moving.as_slice() {
@@ -402,7 +415,10 @@ impl Step for Route {
                         new: state.desired.clone(),
                     })
                     .collect();
-                Check::change(format!("{summary}{note}"), changes, state).with_details(details)
+                let seen = seen(&state);
+                Check::change(format!("{summary}{note}"), changes, state)
+                    .with_details(details)
+                    .with_seen(seen)
             }
         }
     }

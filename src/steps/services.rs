@@ -9,7 +9,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{
-    Applied, Change, Check, CheckState, Ctx, Failure, Observation, Prior, Step, StepId, Verified,
+    Applied, Change, Check, CheckState, Ctx, Failure, Observation, Prior, Seen, Step, StepId,
+    Verified,
 };
 use crate::lync::{Machine, MachineError, Service};
 
@@ -159,7 +160,18 @@ impl Step for Services {
         let mut pending = Vec::new();
         let mut changes = Vec::new();
         let mut details = Vec::new();
+        let mut seen = Vec::new();
         for (m, read) in read_all(ctx).await {
+            if let (Want::Stopped, Ok(services)) = (want, &read) {
+                // Stopping rests on what runs where; starting does not (it
+                // brings every service up, whatever it finds).
+                let mut all: Vec<&Service> = services.iter().collect();
+                all.sort_by(|a, b| a.name.cmp(&b.name));
+                seen.push(Seen {
+                    what: format!("{} services", m.name),
+                    value: list(&all),
+                });
+            }
             match read {
                 Err(e) => unreadable.push(e),
                 Ok(services) if services.is_empty() => unreadable.push(format!(
@@ -186,7 +198,7 @@ impl Step for Services {
         }
         let pool = &ctx.target_pool().name;
         let total = ctx.edges.len();
-        match want {
+        let check = match want {
             Want::Stopped if !pending.is_empty() => {
                 // What was found, said plainly: after a restore (failback) the
                 // pool's services usually run already.
@@ -261,7 +273,8 @@ impl Step for Services {
                 Pending(pending),
             )
             .with_details(details),
-        }
+        };
+        check.with_seen(seen)
     }
 
     async fn apply(&self, ctx: &Ctx, pending: &Pending) -> Result<Applied, Failure> {

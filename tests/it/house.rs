@@ -14,7 +14,7 @@ const FLOORS: &[&[&str]] = &[
     &["engine"],
     &["report"],
     &["cli"],
-    &["journal", "lock"],
+    &["journal", "lock", "planfile", "changerecord", "export"],
     &["sim"],
     &["estate"],
     &["steps"],

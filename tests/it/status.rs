@@ -307,7 +307,7 @@ fn rehearse_status_shows_the_split_brain_a_drill_leaves_behind() {
     let out = Run::rehearse(Path::new("runbooks/contoso.yaml"))
         .from("EdgePool1")
         .to("EdgePool2")
-        .inject("dns-bad-key")
+        .inject("dns-concurrent-change")
         .delay_ms(20)
         .arg("--status")
         .json()

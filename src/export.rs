@@ -1,0 +1,639 @@
+//! The runbook as one PowerShell script to perform by hand on a Windows
+//! admin box (`edgefail export powershell`): the same scripts edgefail
+//! sends (built by `powershell`, the module behind `lync`), run on each
+//! machine with `Invoke-Command`, every change between its check and its
+//! read-back, stopping at the first failure; DNS changes as `nsupdate`
+//! input with the compare-and-swap prerequisites edgefail would use.
+//!
+//! Each script edgefail sends appears verbatim, flush left, between a line
+//! ending in `-ScriptBlock {` and a line that is only `}`: a reviewer can
+//! compare it with `-vv` output, and the tests run every such block through
+//! the same parser the PowerShell stand-in uses.
+
+use std::net::Ipv4Addr;
+
+use anyhow::anyhow;
+
+use crate::dns::{self, Data, SrvRecord, Update, ZoneNames};
+use crate::names::ps_literal;
+use crate::powershell::{self, Script};
+use crate::steps::srv_preference::plan_srv;
+use crate::topology::{
+    DnsMode, PoolRef, RouteParameter, Topology, TransportSpec, parse_server_addr,
+};
+
+/// A PowerShell script that performs the failover from `from` to `to` by
+/// hand. `path` is the topology file's name, for the header.
+pub fn powershell(t: &Topology, path: &str, from: &str, to: &str) -> anyhow::Result<String> {
+    let (f, g) = crate::steps::ctx::select(t, from, to)?;
+    let from = PoolRef {
+        site: &t.sites[f.0],
+        pool: &t.sites[f.0].pools[f.1],
+    };
+    let to = PoolRef {
+        site: &t.sites[g.0],
+        pool: &t.sites[g.0].pools[g.1],
+    };
+    let mut w = Writer {
+        out: String::new(),
+        t,
+    };
+    w.header(path, &from, &to);
+    w.step1(&to);
+    w.services(&to, 2, false);
+    w.step3(&to);
+    w.step4(&from, &to)?;
+    w.step5(&from, &to)?;
+    w.step6(&to);
+    w.services(&to, 7, true);
+    w.step8(&to);
+    w.line("Write-Host ''");
+    w.line(&format!(
+        "Write-Host {}",
+        ps_literal(&format!(
+            "Done: XMPP federation now runs through {}. Partners may keep the old DNS answers for up to {} seconds (the records' TTL).",
+            to.pool.name, t.xmpp.ttl
+        ))
+    ));
+    Ok(w.out)
+}
+
+struct Writer<'a> {
+    out: String,
+    t: &'a Topology,
+}
+
+/// The module a machine's scripts import, as `lync::Machine` takes it.
+fn module(spec: &TransportSpec) -> Option<&str> {
+    spec.module()
+}
+
+impl Writer<'_> {
+    fn line(&mut self, text: &str) {
+        self.out.push_str(text);
+        self.out.push('\n');
+    }
+
+    fn comment(&mut self, text: &str) {
+        for l in text.lines() {
+            if l.is_empty() {
+                self.line("#");
+            } else {
+                self.line(&format!("# {l}"));
+            }
+        }
+    }
+
+    fn step_heading(&mut self, number: usize, id: &str, title: &str, what: &str) {
+        self.line("");
+        self.line(&format!("# {}", "=".repeat(74)));
+        self.comment(&format!("Step {number} of 8 ({id}): {title}"));
+        self.comment(what);
+        self.line(&format!("# {}", "=".repeat(74)));
+        self.line(&format!(
+            "Write-Step {}",
+            ps_literal(&format!("Step {number} ({id}): {title}"))
+        ));
+    }
+
+    /// `$var = Invoke-Command ... -ScriptBlock {` the script `}`, on the
+    /// management shell (this box when its transport is local) or an Edge
+    /// server (with the Edge credential).
+    fn invoke(&mut self, assign: Option<&str>, on: On<'_>, script: &Script, indent: &str) {
+        let target = match on {
+            On::Management => match &self.t.management.transport {
+                TransportSpec::Ssh(ssh) => format!(
+                    "-ComputerName {} -Credential $ManagementCredential ",
+                    ps_literal(&ssh.host)
+                ),
+                TransportSpec::Local(_) => String::new(),
+            },
+            On::Edge(fqdn) => format!(
+                "-ComputerName {} -Credential $EdgeCredential ",
+                ps_literal(fqdn)
+            ),
+        };
+        let assign = assign.map(|a| format!("{a} = ")).unwrap_or_default();
+        self.line(&format!(
+            "{indent}{assign}Invoke-Command {target}-ScriptBlock {{"
+        ));
+        // Verbatim, as edgefail sends it.
+        self.out.push_str(&script.text);
+        self.line("}");
+    }
+
+    fn header(&mut self, path: &str, from: &PoolRef<'_>, to: &PoolRef<'_>) {
+        let t = self.t;
+        self.line("<#");
+        self.line(&format!(
+            ".SYNOPSIS\n    Move XMPP federation from {} ({}) to {} ({}), by hand.",
+            from.pool.name, from.site.name, to.pool.name, to.site.name
+        ));
+        self.line(".DESCRIPTION");
+        for l in [
+            format!(
+                "Written by `edgefail export powershell` (edgefail {}) from {path}.",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "It performs the same runbook as `edgefail failover`, step by step: each".into(),
+            "step reads the state first, changes it only when needed, and reads it".into(),
+            "back; the first failure stops the script ($ErrorActionPreference = 'Stop').".into(),
+            "The blocks inside -ScriptBlock { } are the exact scripts edgefail sends".into(),
+            "to each machine; names are single-quoted literals.".into(),
+            String::new(),
+            "Run it on a Windows admin box with the Lync Server Management Shell".into(),
+            "(for step 3), PowerShell remoting to the Edge servers (steps 2 and 7),".into(),
+            "and nsupdate (BIND's tools) for the DNS steps.".into(),
+        ] {
+            self.line(format!("    {l}").trim_end());
+        }
+        self.line(".PARAMETER EdgeCredential");
+        self.line(&format!(
+            "    The local administrator of the Edge servers of {} (they are usually not",
+            to.pool.name
+        ));
+        self.line("    domain-joined).");
+        if matches!(t.management.transport, TransportSpec::Ssh(_)) {
+            self.line(".PARAMETER ManagementCredential");
+            self.line(
+                "    An account with rights to run Set-CsSite on the management shell's machine.",
+            );
+        }
+        if t.dns.mode == DnsMode::Rfc2136 {
+            self.line(".PARAMETER TsigKeyFile");
+            self.line("    The TSIG key file for nsupdate -k (as tsig-keygen writes it).");
+        }
+        self.line("#>");
+        self.line("[CmdletBinding()]");
+        self.line("param(");
+        let mut params = vec![
+            "    [Parameter(Mandatory = $true)]\n    [System.Management.Automation.PSCredential] $EdgeCredential".to_string(),
+        ];
+        if matches!(t.management.transport, TransportSpec::Ssh(_)) {
+            params.push("    [Parameter(Mandatory = $true)]\n    [System.Management.Automation.PSCredential] $ManagementCredential".into());
+        }
+        if t.dns.mode == DnsMode::Rfc2136 {
+            params.push("    [Parameter(Mandatory = $true)]\n    [string] $TsigKeyFile".into());
+        }
+        params.push(format!(
+            "    # How long each read-back may wait for its state, in seconds.\n    [int] $VerifySeconds = {}",
+            t.timeouts.verify_secs
+        ));
+        self.line(&params.join(",\n"));
+        self.line(")");
+        self.line("");
+        self.line("$ErrorActionPreference = 'Stop'");
+        self.line("Set-StrictMode -Version 3");
+        self.line("");
+        self.line("function Write-Step([string] $Text) {");
+        self.line("    Write-Host ''");
+        self.line("    Write-Host \"== $Text\"");
+        self.line("}");
+        self.line("");
+        self.comment("Run $Read until it returns $true, or stop the script after $VerifySeconds.");
+        self.line("function Wait-Until([string] $What, [scriptblock] $Read) {");
+        self.line("    $deadline = (Get-Date).AddSeconds($VerifySeconds)");
+        self.line("    while (-not (& $Read)) {");
+        self.line("        if ((Get-Date) -gt $deadline) { throw \"still not so after $VerifySeconds s: $What\" }");
+        self.line("        Start-Sleep -Seconds 2");
+        self.line("    }");
+        self.line("    Write-Host \"   read back: $What\"");
+        self.line("}");
+        self.line("");
+        self.comment("The services a Get-CsWindowsService block returned that are not in $Status.");
+        self.line("function Get-OffStatus([string] $Json, [string] $Status) {");
+        self.line(
+            "    @(ConvertFrom-Json -InputObject $Json | Where-Object { $_.Status -ne $Status })",
+        );
+        self.line("}");
+        if t.dns.mode == DnsMode::Rfc2136 {
+            self.line("");
+            self.comment(
+                "Send one nsupdate message; its prerequisites make it a compare-and-swap.",
+            );
+            self.line("function Send-NsUpdate([string] $Text) {");
+            self.line("    $Text | & nsupdate -v -k $TsigKeyFile");
+            self.line("    if ($LASTEXITCODE -ne 0) { throw \"nsupdate failed (exit $LASTEXITCODE): the records are not what this script expects; run edgefail plan to see what they are\" }");
+            self.line("}");
+        }
+    }
+
+    fn step1(&mut self, to: &PoolRef<'_>) {
+        let module = module(&self.t.management.transport);
+        self.step_heading(
+            1,
+            "pool.deployed",
+            &format!("make sure {} is deployed", to.pool.name),
+            "Check only: the Central Management Store knows the pool and its servers.",
+        );
+        self.invoke(
+            Some("$pool"),
+            On::Management,
+            &powershell::pool_read(module, &to.pool.fqdn),
+            "",
+        );
+        self.line("$pool = ConvertFrom-Json -InputObject $pool");
+        for s in &to.pool.servers {
+            self.line(&format!(
+                "if (@($pool.Computers) -notcontains {lit}) {{ throw {msg} }}",
+                lit = ps_literal(&s.fqdn),
+                msg = ps_literal(&format!(
+                    "{} is not a server of {} in the Central Management Store",
+                    s.fqdn, to.pool.fqdn
+                ))
+            ));
+        }
+        self.line(
+            "Write-Host \"   $($pool.Identity) in $($pool.Site): $($pool.Computers -join ', ')\"",
+        );
+    }
+
+    /// Steps 2 (stop) and 7 (start), per Edge server.
+    fn services(&mut self, to: &PoolRef<'_>, number: usize, start: bool) {
+        let (id, verb, status) = if start {
+            ("services.start", "Start", "Running")
+        } else {
+            ("services.stop", "Stop", "Stopped")
+        };
+        self.step_heading(
+            number,
+            id,
+            &format!(
+                "{verb} the Lync services on every Edge server of {}",
+                to.pool.name
+            ),
+            &format!(
+                "Per server: read the services, {}-CsWindowsService if any is not {status},\nthen read back until every service is {status}.",
+                verb
+            ),
+        );
+        for s in &to.pool.servers {
+            let m = module(&s.transport);
+            let read = powershell::services_read(m);
+            let change = if start {
+                powershell::services_start(m)
+            } else {
+                powershell::services_stop(m, false)
+            };
+            self.line(&format!("# {}", s.fqdn));
+            self.invoke(Some("$services"), On::Edge(&s.fqdn), &read, "");
+            self.line(&format!(
+                "if ((Get-OffStatus $services {}).Count -gt 0) {{",
+                ps_literal(status)
+            ));
+            self.invoke(None, On::Edge(&s.fqdn), &change, "    ");
+            self.line("}");
+            self.line(&format!(
+                "Wait-Until {} {{",
+                ps_literal(&format!("every Lync service on {} is {status}", s.fqdn))
+            ));
+            self.invoke(Some("    $services"), On::Edge(&s.fqdn), &read, "");
+            self.line(&format!(
+                "    (Get-OffStatus $services {}).Count -eq 0",
+                ps_literal(status)
+            ));
+            self.line("}");
+        }
+    }
+
+    fn step3(&mut self, to: &PoolRef<'_>) {
+        let m = module(&self.t.management.transport);
+        let site = &to.site.name;
+        let server = to.pool.route_server();
+        self.step_heading(
+            3,
+            "route.set",
+            &format!("point {site}'s XMPP federation route at {server}"),
+            "The procedure page names -XmppExternalFederationRoute <Edge FQDN>; the cmdlet\nreference -XmppFederationRoute EdgeServer:<Edge FQDN>. Ask Set-CsSite which one\nit has, set the route if it is not there yet, read it back, then wait for\nevery Central Management Store replica.",
+        );
+        let pinned = self.t.management.route_parameter;
+        self.invoke(
+            Some("$parameters"),
+            On::Management,
+            &powershell::route_parameters(m),
+            "",
+        );
+        self.line("$parameters = @(ConvertFrom-Json -InputObject $parameters)");
+        self.invoke(
+            Some("$site"),
+            On::Management,
+            &powershell::site_read(m, site),
+            "",
+        );
+        self.line("$site = ConvertFrom-Json -InputObject $site");
+        let forms: Vec<(RouteParameter, &str, String)> = match pinned {
+            RouteParameter::XmppFederationRoute => vec![(
+                RouteParameter::XmppFederationRoute,
+                "XmppFederationRoute",
+                format!("EdgeServer:{server}"),
+            )],
+            RouteParameter::XmppExternalFederationRoute => vec![(
+                RouteParameter::XmppExternalFederationRoute,
+                "XmppExternalFederationRoute",
+                server.to_string(),
+            )],
+            RouteParameter::Auto => vec![
+                (
+                    RouteParameter::XmppExternalFederationRoute,
+                    "XmppExternalFederationRoute",
+                    server.to_string(),
+                ),
+                (
+                    RouteParameter::XmppFederationRoute,
+                    "XmppFederationRoute",
+                    format!("EdgeServer:{server}"),
+                ),
+            ],
+        };
+        for (i, (parameter, name, value)) in forms.iter().enumerate() {
+            let keyword = if i == 0 { "if" } else { "elseif" };
+            let close = if i == 0 { "" } else { "} " };
+            self.line(&format!(
+                "{close}{keyword} ($parameters -contains {}) {{",
+                ps_literal(name)
+            ));
+            self.line(&format!(
+                "    if ($site.{name} -notlike {}) {{",
+                ps_literal(&format!("*{server}"))
+            ));
+            self.line(&format!(
+                "        Write-Host ('   route: {{0}} -> {{1}}' -f $site.{name}, {})",
+                ps_literal(value)
+            ));
+            self.invoke(
+                None,
+                On::Management,
+                &powershell::site_set_route(m, site, *parameter, value),
+                "        ",
+            );
+            self.line("    }");
+            self.line(&format!(
+                "    Wait-Until {} {{",
+                ps_literal(&format!("{site}'s route names {server}"))
+            ));
+            self.invoke(
+                Some("        $site"),
+                On::Management,
+                &powershell::site_read(m, site),
+                "",
+            );
+            self.line(&format!(
+                "        (ConvertFrom-Json -InputObject $site).{name} -like {}",
+                ps_literal(&format!("*{server}"))
+            ));
+            self.line("    }");
+        }
+        self.line("} else {");
+        self.line(&format!(
+            "    throw {}",
+            ps_literal("Set-CsSite has no XMPP route parameter: is this a Lync Server 2013 / Skype for Business Server 2015 management shell?")
+        ));
+        self.line("}");
+        self.line(&format!(
+            "Wait-Until {} {{",
+            ps_literal("every Central Management Store replica is up to date")
+        ));
+        self.invoke(
+            Some("    $replicas"),
+            On::Management,
+            &powershell::replication_read(m),
+            "",
+        );
+        self.line("    @(ConvertFrom-Json -InputObject $replicas | Where-Object { -not $_.UpToDate }).Count -eq 0");
+        self.line("}");
+    }
+
+    /// nsupdate input for `update`, sent (rfc2136) or shown to the operator
+    /// (manual), then read back from every authoritative server.
+    fn dns_change(
+        &mut self,
+        update: &Update,
+        read_back: &[String],
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let d = &self.t.dns;
+        let server = d
+            .primary
+            .as_deref()
+            .map(|p| parse_server_addr(p, 53))
+            .transpose()
+            .map_err(|e| anyhow!("dns.primary: {e}"))?;
+        let text = update.to_nsupdate(server);
+        self.line("$update = @'");
+        self.out.push_str(&text);
+        self.line("'@");
+        match d.mode {
+            DnsMode::Rfc2136 => self.line("Send-NsUpdate $update"),
+            DnsMode::Manual => {
+                self.comment("dns.mode is manual: make this change at the DNS provider yourself.");
+                self.line("Write-Host $update");
+                self.line("if ((Read-Host 'Type done once the change is made') -ne 'done') { throw 'the DNS change was not confirmed' }");
+            }
+        }
+        self.line(&format!("Wait-Until {} {{", ps_literal(what)));
+        self.line(&format!(
+            "    @({}) -notcontains $false",
+            read_back.join(", ")
+        ));
+        self.line("}");
+        Ok(())
+    }
+
+    /// `Resolve-DnsName` against each authoritative server (port 53 only:
+    /// the cmdlet has no port parameter).
+    fn authoritative(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for a in &self.t.dns.authoritative {
+            if let Ok(addr) = parse_server_addr(a, 53) {
+                out.push(addr.ip().to_string());
+            }
+        }
+        out
+    }
+
+    fn step4(&mut self, from: &PoolRef<'_>, to: &PoolRef<'_>) -> anyhow::Result<()> {
+        let x = &self.t.xmpp;
+        let names = ZoneNames::from_topology(self.t).map_err(|e| anyhow!("{e}"))?;
+        let new_ip = to
+            .pool
+            .published_ipv4()
+            .ok_or_else(|| anyhow!("{} has no external_ipv4 for its route server", to.pool.name))?;
+        let old: Vec<Ipv4Addr> = from.pool.published_ipv4().into_iter().collect();
+        self.step_heading(
+            4,
+            "dns.a",
+            &format!("point {} A at {} ({new_ip})", x.a_record, to.pool.name),
+            &format!(
+                "One compare-and-swap: the prerequisite is that the A record is still\n{} ({}); if it is not, nsupdate refuses and the script stops.",
+                old.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                from.pool.name
+            ),
+        );
+        let mut update = Update::new(&names.zone);
+        update
+            .require_a(&names.a, &old)
+            .delete_rrset(&names.a, hickory_proto::rr::RecordType::A)
+            .add(&names.a, x.ttl, Data::A(new_ip));
+        let reads: Vec<String> = self
+            .authoritative()
+            .iter()
+            .map(|server| {
+                format!(
+                    "(@(Resolve-DnsName -Name {} -Type A -Server {} -DnsOnly -NoHostsFile | Where-Object {{ $_.Type -eq 'A' }} | ForEach-Object {{ $_.IPAddress }}) -join ',') -eq {}",
+                    ps_literal(x.a_record.trim_end_matches('.')),
+                    ps_literal(server),
+                    ps_literal(&new_ip.to_string())
+                )
+            })
+            .collect();
+        self.dns_change(
+            &update,
+            &reads,
+            &format!(
+                "every authoritative server answers {} A {new_ip}",
+                x.a_record
+            ),
+        )
+    }
+
+    fn step5(&mut self, from: &PoolRef<'_>, to: &PoolRef<'_>) -> anyhow::Result<()> {
+        let x = &self.t.xmpp;
+        let names = ZoneNames::from_topology(self.t).map_err(|e| anyhow!("{e}"))?;
+        let record = |p: &PoolRef<'_>| -> anyhow::Result<SrvRecord> {
+            Ok(SrvRecord {
+                priority: p.pool.srv_priority,
+                weight: p.pool.srv_weight,
+                port: x.port,
+                target: dns::fqdn(p.pool.srv_target(x)).map_err(|e| anyhow!("{e}"))?,
+            })
+        };
+        // The documented "before": each pool publishes its own record.
+        let mut current: Vec<SrvRecord> = self
+            .t
+            .pools()
+            .map(|p| record(&p))
+            .collect::<anyhow::Result<_>>()?;
+        current.sort();
+        current.dedup();
+        let wanted = record(to)?;
+        let plan = plan_srv(&current, &wanted).map_err(|e| anyhow!("{e}"))?;
+        let _ = from;
+        self.step_heading(
+            5,
+            "dns.srv",
+            &format!("make {} SRV prefer {}", x.srv_owner(), to.pool.name),
+            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nThe prerequisite is the set of records the topology describes, one per pool;\nif DNS holds something else, nsupdate refuses and the script stops.",
+        );
+        if plan.desired == current {
+            self.comment("The topology's records already prefer the target pool: nothing to send.");
+            return Ok(());
+        }
+        let mut update = Update::new(&names.zone);
+        update.require_srv(&names.srv, &current);
+        for r in current.iter().filter(|r| !plan.desired.contains(r)) {
+            update.delete(&names.srv, Data::Srv(r.clone()));
+        }
+        for r in plan.desired.iter().filter(|r| !current.contains(r)) {
+            update.add(&names.srv, x.ttl, Data::Srv(r.clone()));
+        }
+        let target = dns::show(&wanted.target);
+        let reads: Vec<String> = self
+            .authoritative()
+            .iter()
+            .map(|server| {
+                format!(
+                    "((@(Resolve-DnsName -Name {} -Type SRV -Server {} -DnsOnly -NoHostsFile | Where-Object {{ $_.Type -eq 'SRV' }} | Sort-Object Priority)[0]).NameTarget -eq {})",
+                    ps_literal(&x.srv_owner()),
+                    ps_literal(server),
+                    ps_literal(target.trim_end_matches('.'))
+                )
+            })
+            .collect();
+        self.dns_change(
+            &update,
+            &reads,
+            &format!(
+                "every authoritative server prefers {}",
+                target.trim_end_matches('.')
+            ),
+        )
+    }
+
+    fn step6(&mut self, to: &PoolRef<'_>) {
+        let port = self.t.xmpp.port;
+        self.step_heading(
+            6,
+            "port.check",
+            &format!("check port {port} of {} from outside", to.pool.name),
+            "The services are still stopped, so nothing answers yet: Test-NetConnection\ncannot tell \"closed\" (the path is open) from \"filtered\" (a firewall drops\nit). Run this part from outside the perimeter, or use `edgefail probe\n--host ADDRESS --port PORT`, which tells them apart. Step 7's read-back\nchecks the port again once the services run.",
+        );
+        for s in &to.pool.servers {
+            if let Ok(ip) = s.external_ipv4.parse::<Ipv4Addr>() {
+                self.line(&format!(
+                    "Test-NetConnection -ComputerName {} -Port {port} | Select-Object ComputerName, RemotePort, TcpTestSucceeded",
+                    ps_literal(&ip.to_string())
+                ));
+            }
+        }
+    }
+
+    fn step8(&mut self, to: &PoolRef<'_>) {
+        let port = self.t.xmpp.port;
+        self.step_heading(
+            8,
+            "federation.check",
+            "what a federating partner sees",
+            &format!(
+                "Port {port} must now answer on every Edge server of {}. The full partner's-eye\ncheck (SRV, stream, STARTTLS, certificate names) is `edgefail probe -t TOPOLOGY\n--pool {}` from a machine outside.",
+                to.pool.name, to.pool.name
+            ),
+        );
+        for s in &to.pool.servers {
+            if let Ok(ip) = s.external_ipv4.parse::<Ipv4Addr>() {
+                self.line(&format!(
+                    "Wait-Until {} {{",
+                    ps_literal(&format!("port {port} answers on {} ({ip})", s.fqdn))
+                ));
+                self.line(&format!(
+                    "    (Test-NetConnection -ComputerName {} -Port {port} -WarningAction SilentlyContinue).TcpTestSucceeded",
+                    ps_literal(&ip.to_string())
+                ));
+                self.line("}");
+            }
+        }
+    }
+}
+
+enum On<'a> {
+    Management,
+    Edge(&'a str),
+}
+
+/// The scripts of an export, each with the machine it runs on, in order:
+/// every block between `-ScriptBlock {` and a line `}`.
+pub fn blocks(script: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, String)> = None;
+    for line in script.lines() {
+        if let Some((host, text)) = current.as_mut() {
+            if line == "}" {
+                out.push((std::mem::take(host), std::mem::take(text)));
+                current = None;
+            } else {
+                text.push_str(line);
+                text.push('\n');
+            }
+            continue;
+        }
+        if line.trim_end().ends_with("-ScriptBlock {") {
+            let host = line
+                .split("-ComputerName '")
+                .nth(1)
+                .and_then(|r| r.split('\'').next())
+                .unwrap_or("")
+                .to_string();
+            current = Some((host, String::new()));
+        }
+    }
+    out
+}

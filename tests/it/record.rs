@@ -1,0 +1,604 @@
+//! The change record: approved plans (`plan --out`, `show`, `failover
+//! --plan`), readings confirmed at plan time as the prerequisites of every
+//! later step, the Markdown report and the PowerShell export.
+
+use std::path::{Path, PathBuf};
+
+use edgefail::event::RunOutcome;
+
+use crate::harness::bind::{A_NAME, Bind, SRV_NAME};
+use crate::harness::prosody::Prosody;
+use crate::harness::standin::{Estate, LYNC_STEPS};
+use crate::harness::topology::Topology;
+use crate::harness::{Events, Run, journal_events, wait_for_text};
+
+fn plan_out(topology: &Path, file: &Path) -> Run {
+    Run::plan(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
+        .arg("--out")
+        .arg(file)
+}
+
+fn apply(topology: &Path, file: &Path) -> Run {
+    Run::failover(topology).arg("--plan").arg(file)
+}
+
+#[test]
+fn a_saved_plan_shows_as_planned_and_applies_without_a_prompt() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let file = estate.path("plan.json");
+    let planned = plan_out(&topology, &file).run().code(4);
+    assert!(
+        planned.stderr.contains("plan saved to"),
+        "{}",
+        planned.stderr
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["edgefail_plan"], 1);
+    assert_eq!(json["from"], "EdgePool1");
+    assert!(json["checksum"].as_str().unwrap().starts_with("sha256:"));
+    assert!(
+        text.contains("EdgeServer2.contoso.com services") && text.contains("RTCSRV Running"),
+        "the readings are saved: {text}"
+    );
+
+    // `show` prints the plan as `plan` did: the same step lines.
+    let shown = Run::new(["show"]).arg(&file).run().code(0);
+    for line in planned
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('[') || l.trim_start().starts_with(['-', '+']))
+    {
+        let line = line.split(" (").next().unwrap();
+        assert!(
+            shown.stdout.contains(line),
+            "show lacks {line:?}:\n{}",
+            shown.stdout
+        );
+    }
+    assert!(estate.writes().is_empty(), "plan or show changed something");
+
+    // No --yes and no terminal: the approved plan is the confirmation.
+    let journal = estate.path("journal.jsonl");
+    let out = apply(&topology, &file).journal(&journal).run().code(0);
+    crate::harness::assert_lync_steps_verified(&out);
+    assert_eq!(
+        estate.read()["sites"]["Site2"]["route"],
+        "EdgeServer2.contoso.com"
+    );
+    let started = journal_events(&journal).into_iter().next().unwrap();
+    match started {
+        edgefail::event::Event::RunStarted { approved_plan, .. } => assert_eq!(
+            approved_plan
+                .expect("the approved plan is journaled")
+                .checksum,
+            json["checksum"].as_str().unwrap()
+        ),
+        other => panic!("not run_started: {other:?}"),
+    }
+    // Applied again: everything is done, nothing changes.
+    apply(&topology, &file).run().code(0);
+    assert_eq!(estate.writes().len(), 3);
+}
+
+#[test]
+fn a_changed_topology_an_expired_plan_and_bad_files_are_refused_before_anything() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let file = estate.path("plan.json");
+    plan_out(&topology, &file).run().code(4);
+
+    let original = std::fs::read_to_string(&topology).unwrap();
+    std::fs::write(&topology, format!("{original}\n# edited after approval\n")).unwrap();
+    apply(&topology, &file)
+        .run()
+        .code(8)
+        .stderr_has("the topology changed since the plan was made");
+    std::fs::write(&topology, &original).unwrap();
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    apply(&topology, &file)
+        .args(["--max-plan-age", "1s"])
+        .run()
+        .code(8)
+        .stderr_has("past the limit of 1s (--max-plan-age)");
+
+    apply(&topology, &file)
+        .args(["--from", "EdgePool2", "--to", "EdgePool1"])
+        .run()
+        .code(8)
+        .stderr_has("the plan is for --from EdgePool1");
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let tampered = estate.path("tampered.json");
+    std::fs::write(&tampered, text.replace("RTCSRV Running", "RTCSRV Stopped")).unwrap();
+    apply(&topology, &tampered)
+        .run()
+        .code(2)
+        .stderr_has("edited or damaged after edgefail wrote it");
+    Run::new(["show"])
+        .arg(&tampered)
+        .run()
+        .code(2)
+        .stderr_has("edited or damaged");
+    let not_json = estate.path("not.json");
+    std::fs::write(&not_json, "plan: yes\n").unwrap();
+    apply(&topology, &not_json)
+        .run()
+        .code(2)
+        .stderr_has("not.json:1:1: not JSON");
+    let newer = estate.path("newer.json");
+    std::fs::write(
+        &newer,
+        text.replace("\"edgefail_plan\": 1", "\"edgefail_plan\": 9"),
+    )
+    .unwrap();
+    apply(&topology, &newer)
+        .run()
+        .code(2)
+        .stderr_has("format 9, but this edgefail reads format 1");
+
+    assert!(
+        estate.writes().is_empty(),
+        "a refused plan changed {:?}",
+        estate.writes()
+    );
+}
+
+#[test]
+fn a_service_started_or_stopped_since_the_plan_stops_the_run_before_anything() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let file = estate.path("plan.json");
+    plan_out(&topology, &file).run().code(4);
+    estate.edit(|v| {
+        v["hosts"]["EdgeServer2.contoso.com"]["services"]["RTCSRV"] = "Stopped".into();
+    });
+    let out = apply(&topology, &file).run().code(8);
+    assert!(
+        out.stdout.contains("EdgeServer2.contoso.com services: was")
+            && out.stdout.contains("RTCSRV Running")
+            && out.stdout.contains("now")
+            && out.stdout.contains("RTCSRV Stopped")
+            && out.stdout.contains("nothing was changed"),
+        "{}",
+        out.stdout
+    );
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+}
+
+/// The stand-in estate with a real BIND carrying the zone (steps 1 to 5 and
+/// 7; the port and partner checks are left to the e2e tests).
+fn with_bind(estate: &Estate, bind: &Bind) -> PathBuf {
+    let prosody = Prosody::shared();
+    Topology::estate(estate)
+        .dns(bind.dns(estate.dir.path()))
+        .srv_targets()
+        .xmpp_port(prosody.addr.port())
+        .accept_untrusted_cert()
+        .address("EdgeServer2.contoso.com", "127.0.0.1")
+        .write(estate.dir.path())
+}
+
+const SKIP_LOOKS: [&str; 4] = ["--skip", "port.check", "--skip", "federation.check"];
+
+#[test]
+fn a_record_moved_after_an_approved_plan_is_not_overwritten() {
+    let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
+    let estate = Estate::new(0);
+    let topology = with_bind(&estate, &bind);
+    let file = estate.path("plan.json");
+    Run::plan(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .args(SKIP_LOOKS)
+        .arg("--out")
+        .arg(&file)
+        .run()
+        .code(4);
+    bind.nsupdate("update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 300 A 127.0.0.99");
+    let serial = bind.serial(bind.primary.port);
+    let out = apply(&topology, &file).run().code(8);
+    assert!(
+        out.stdout.contains("dns.a: xmpp.contoso.com A on")
+            && out
+                .stdout
+                .contains("was 127.0.0.10 (EdgePool1) [TTL 300], now 127.0.0.99 [TTL 300]"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(bind.serial(bind.primary.port), serial, "DNS was updated");
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec!["127.0.0.99"]);
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+}
+
+#[test]
+fn a_record_moved_while_steps_2_and_3_run_is_not_overwritten() {
+    let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
+    let estate = Estate::new(0);
+    let topology = with_bind(&estate, &bind);
+    let journal = estate.path("journal.jsonl");
+    // Stopping takes a while: long enough to move the record meanwhile.
+    estate.add_fault(serde_json::json!({
+        "host": "EdgeServer2.contoso.com", "cmdlet": "Stop-CsWindowsService",
+        "action": "slow", "ms": 1500, "message": ""
+    }));
+    let srv_before = bind.dig(bind.primary.port, SRV_NAME, "SRV");
+    let run = Run::failover(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .args(SKIP_LOOKS)
+        .yes()
+        .journal(&journal)
+        .spawn();
+    wait_for_text(&journal, "\"step\":\"services.stop\",\"phase\":\"apply\"");
+    bind.nsupdate("update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 300 A 127.0.0.99");
+    let out = run.wait().code(8);
+    assert!(
+        out.stdout
+            .contains("stopped before dns.a: the world moved since the plan shown above")
+            && out.stdout.contains("now 127.0.0.99")
+            && out.stdout.contains("were applied and verified"),
+        "{}",
+        out.stdout
+    );
+    // Z stands; step 5 never ran.
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec!["127.0.0.99"]);
+    assert_eq!(bind.dig(bind.primary.port, SRV_NAME, "SRV"), srv_before);
+    let endings = journal_events(&journal).run_endings();
+    assert_eq!(endings.last().unwrap().0, RunOutcome::PlanMismatch);
+}
+
+/// A Markdown pipe table's rows under `heading` (header and rule left out),
+/// each split into cells on unescaped `|`.
+fn table(markdown: &str, heading: &str) -> Vec<Vec<String>> {
+    let start = markdown
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?} in:\n{markdown}"));
+    let rows: Vec<&str> = markdown[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(rows.len() >= 2, "no table under {heading}");
+    assert!(
+        rows[1].starts_with("|---"),
+        "no rule row under {heading}: {}",
+        rows[1]
+    );
+    rows[2..]
+        .iter()
+        .map(|row| {
+            let mut cells = Vec::new();
+            let mut cur = String::new();
+            let mut chars = row.trim().trim_start_matches('|').chars().peekable();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' if chars.peek() == Some(&'|') => {
+                        cur.push('|');
+                        chars.next();
+                    }
+                    '|' => cells.push(std::mem::take(&mut cur).trim().replace("&lt;", "<")),
+                    c => cur.push(c),
+                }
+            }
+            cells
+        })
+        .collect()
+}
+
+/// The change record of the journal's last run, checked against the
+/// journal: one row per finished phase in order, every change, the ending.
+#[track_caller]
+fn report_matches_journal(topology: &Path, journal: &Path) -> String {
+    use edgefail::event::{Event, Phase};
+    let md = Run::new(["report", "-t"])
+        .arg(topology)
+        .arg("--journal")
+        .arg(journal)
+        .run()
+        .code(0)
+        .stdout;
+    let records = crate::harness::events::journal_records(journal);
+    let last = records.last().unwrap().run.clone();
+    let events: Vec<Event> = records
+        .into_iter()
+        .filter(|r| r.run == last)
+        .map(|r| r.event)
+        .collect();
+    assert!(md.contains(&format!("`{last}`")), "{md}");
+    let phases: Vec<(String, String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PhaseFinished {
+                step,
+                phase,
+                outcome,
+                ..
+            } => Some((
+                step.to_string(),
+                format!("{phase:?}").to_lowercase(),
+                outcome.as_str().to_string(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let rows = table(&md, "## Steps");
+    let finished_rows: Vec<(String, String, String)> = rows
+        .iter()
+        .filter(|r| r[7] != "**no outcome recorded**")
+        .map(|r| (r[1].clone(), r[3].clone(), r[7].clone()))
+        .collect();
+    assert_eq!(finished_rows, phases, "{md}");
+    let changes: Vec<(String, String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PhaseFinished {
+                phase: Phase::Apply,
+                changes,
+                ..
+            } => Some(
+                changes
+                    .iter()
+                    .map(|c| (c.what.clone(), c.old.clone(), c.new.clone())),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let changed: Vec<(String, String, String)> = table(&md, "## What changed")
+        .into_iter()
+        .filter(|r| r[3] != "-")
+        .map(|r| (r[2].clone(), r[3].clone(), r[4].clone()))
+        .collect();
+    assert_eq!(changed, changes, "{md}");
+    let ending = events.iter().rev().find_map(|e| match e {
+        Event::RunFinished { exit_code, .. } => Some(*exit_code),
+        _ => None,
+    });
+    let outcome_row = table(&md, "| Item | Value |")
+        .into_iter()
+        .find(|r| r[0] == "Outcome")
+        .unwrap();
+    match ending {
+        Some(code) => assert!(outcome_row[1].ends_with(&format!("(exit {code})")), "{md}"),
+        None => assert!(outcome_row[1].contains("no recorded end"), "{md}"),
+    }
+    assert!(md.contains("UTC ("), "times in UTC and local: {md}");
+    md
+}
+
+#[test]
+fn the_change_record_tells_completed_failed_and_interrupted_runs_as_the_journal_does() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let journal = estate.path("journal.jsonl");
+    let failover = || {
+        Run::failover(&topology)
+            .from("EdgePool1")
+            .to("EdgePool2")
+            .only(&LYNC_STEPS)
+            .yes()
+            .journal(&journal)
+    };
+
+    // Failed at step 2.
+    estate.fault(
+        "EdgeServer2.contoso.com",
+        "Stop-CsWindowsService",
+        "fail",
+        "Access denied",
+    );
+    failover().run().code(1);
+    let md = report_matches_journal(&topology, &journal);
+    assert!(md.contains("**failed** (exit 1)"), "{md}");
+    assert!(
+        md.contains("Access denied") && md.contains("--resume"),
+        "{md}"
+    );
+    estate.clear_faults();
+
+    // Interrupted while stopping: Ctrl-C lets the command in flight finish.
+    estate.add_fault(serde_json::json!({
+        "host": "EdgeServer2.contoso.com", "cmdlet": "Stop-CsWindowsService",
+        "action": "slow", "ms": 1500, "message": ""
+    }));
+    let run = failover().resume().spawn();
+    // The failed run applied step 2 once already: wait for the second.
+    let needle = "\"step\":\"services.stop\",\"phase\":\"apply\"";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .matches(needle)
+        .count()
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the resumed run never applied step 2"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.signal("INT");
+    run.wait().code(130);
+    let md = report_matches_journal(&topology, &journal);
+    assert!(md.contains("**interrupted** (exit 130)"), "{md}");
+    assert!(md.contains("Resumes run"), "{md}");
+    estate.clear_faults();
+
+    // Completed.
+    failover().resume().run().code(0);
+    let md = report_matches_journal(&topology, &journal);
+    assert!(md.contains("**completed** (exit 0)"), "{md}");
+    assert!(md.contains("Next action: None"), "{md}");
+    // An earlier run by its id, to a file.
+    let first = crate::harness::events::journal_records(&journal)[0]
+        .run
+        .clone();
+    let file = estate.path("change.md");
+    Run::new(["report", "-t"])
+        .arg(&topology)
+        .arg("--journal")
+        .arg(&journal)
+        .arg(&first)
+        .arg("-o")
+        .arg(&file)
+        .run()
+        .code(0);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("**failed** (exit 1)")
+    );
+}
+
+#[test]
+fn a_report_of_a_dns_run_says_when_caches_drop_the_old_records() {
+    let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
+    let estate = Estate::new(0);
+    let topology = with_bind(&estate, &bind);
+    let journal = estate.path("journal.jsonl");
+    let file = estate.path("plan.json");
+    Run::plan(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .args(SKIP_LOOKS)
+        .arg("--out")
+        .arg(&file)
+        .run()
+        .code(4);
+    apply(&topology, &file).journal(&journal).run().code(0);
+    let md = report_matches_journal(&topology, &journal);
+    assert!(
+        md.contains("dns.a (Point xmpp.contoso.com A at EdgePool2): the old records had TTL 300 s"),
+        "{md}"
+    );
+    assert!(
+        md.contains("every cache has dropped the old ones by **"),
+        "{md}"
+    );
+    assert!(
+        md.contains("plan.json") && md.contains("sha256:"),
+        "the approved plan: {md}"
+    );
+    let read = table(&md, "## What was read");
+    assert!(
+        read.iter()
+            .any(|r| r[1] == "dns.a" && r[3].starts_with("127.0.0.10 (EdgePool1)")),
+        "{md}"
+    );
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn export(topology: &Path, from: &str, to: &str) -> Run {
+    Run::new(["export", "powershell", "-t"])
+        .arg(topology)
+        .args(["--from", from, "--to", to])
+        .current_dir(&repo())
+}
+
+/// Every script block of an export is one edgefail sends: the stand-in's
+/// parser accepts each, as the machine it names, against the estate the
+/// topology describes (Set-CsSite in whichever spelling the block uses).
+#[track_caller]
+fn assert_blocks_are_edgefail_scripts(
+    script: &str,
+    topology: &edgefail::topology::Topology,
+) -> usize {
+    use edgefail::sim::{before_estate, shell};
+    let blocks = edgefail::export::blocks(script);
+    assert!(!blocks.is_empty(), "no script blocks in:\n{script}");
+    for (host, text) in &blocks {
+        let host = if host.is_empty() {
+            "admin.box"
+        } else {
+            host.as_str()
+        };
+        let ok = ["XmppExternalFederationRoute", "XmppFederationRoute"]
+            .iter()
+            .map(|parameter| {
+                let mut state = before_estate(topology, "EdgePool1", "admin.box");
+                state.set_cssite_parameter = parameter.to_string();
+                shell::run(&mut state, host, text)
+            })
+            .collect::<Vec<_>>();
+        assert!(
+            ok.iter().any(|r| r.is_ok()),
+            "the stand-in refuses this block on {host}: {:?}\n{text}",
+            ok
+        );
+    }
+    blocks.len()
+}
+
+#[test]
+fn the_contoso_export_is_current_and_every_block_is_a_script_edgefail_sends() {
+    let out = export(Path::new("runbooks/contoso.yaml"), "EdgePool1", "EdgePool2")
+        .run()
+        .code(0);
+    let snapshot = repo().join("runbooks/contoso-failover.ps1");
+    let committed = std::fs::read_to_string(&snapshot).unwrap_or_default();
+    assert!(
+        committed == out.stdout,
+        "runbooks/contoso-failover.ps1 is not what `edgefail export powershell -t runbooks/contoso.yaml --from EdgePool1 --to EdgePool2` writes now; review the difference and commit the new export:\n{}",
+        out.stdout
+    );
+    let loaded = edgefail::topology::load(&repo().join("runbooks/contoso.yaml")).unwrap();
+    let n = assert_blocks_are_edgefail_scripts(&out.stdout, &loaded.topology);
+    // Per Edge server: read, change, read back, for steps 2 and 7; the
+    // management shell's reads and both route spellings.
+    assert!(n >= 14, "{n} blocks");
+    for needle in [
+        "$ErrorActionPreference = 'Stop'",
+        "-ComputerName 'EdgeServer2.contoso.com' -Credential $EdgeCredential",
+        "prereq yxrrset xmpp.contoso.com. IN A",
+        "# Step 4 of 8 (dns.a)",
+    ] {
+        assert!(out.stdout.contains(needle), "lacks {needle:?}");
+    }
+    // -o writes the same.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.ps1");
+    export(Path::new("runbooks/contoso.yaml"), "EdgePool1", "EdgePool2")
+        .arg("-o")
+        .arg(&file)
+        .run()
+        .code(0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), out.stdout);
+}
+
+#[test]
+fn names_reach_the_export_as_literals_and_hostile_ones_are_refused() {
+    let estate = Estate::new(0);
+    // A valid but awkward site name: spaces and dashes stay one literal.
+    let mut t = Topology::estate(&estate);
+    t.sites[1].name = "Site 2 - North".into();
+    let path = t.write(estate.dir.path());
+    let out = export(&path, "EdgePool1", "EdgePool2").run().code(0);
+    assert!(
+        out.stdout.contains("Get-CsSite -Identity 'Site 2 - North'"),
+        "{}",
+        out.stdout
+    );
+    let loaded = edgefail::topology::load(&path).unwrap();
+    assert_blocks_are_edgefail_scripts(&out.stdout, &loaded.topology);
+
+    // A name that would close the literal never reaches a script.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let hostile = estate.path("hostile.yaml");
+    std::fs::write(
+        &hostile,
+        text.replace("Site 2 - North", "Site2'; Remove-Item C:\\\\ -Recurse; '"),
+    )
+    .unwrap();
+    let out = export(&hostile, "EdgePool1", "EdgePool2").run().code(2);
+    assert!(!out.stdout.contains("Remove-Item"), "{}", out.stdout);
+    assert!(out.stderr.contains("hostile.yaml"), "{}", out.stderr);
+}
