@@ -79,6 +79,10 @@ pub enum SecretError {
     EnvUnset { name: String },
     #[error("environment variable {name} is empty")]
     EnvEmpty { name: String },
+    #[error(
+        "environment variable {name} holds an nsupdate -y string (algorithm:name:secret); it must hold the base64 secret alone (the name and algorithm go in dns.tsig)"
+    )]
+    EnvKeyString { name: String },
     #[error("{origin}: the secret is not valid base64")]
     NotBase64 { origin: String },
     #[error("{origin}: the secret is empty")]
@@ -139,6 +143,11 @@ pub fn secret_from_env(var: &str) -> Result<Secret, SecretError> {
     })?;
     if value.trim().is_empty() {
         return Err(SecretError::EnvEmpty {
+            name: var.to_string(),
+        });
+    }
+    if value.contains(':') && looks_like_secret(&value) {
+        return Err(SecretError::EnvKeyString {
             name: var.to_string(),
         });
     }
