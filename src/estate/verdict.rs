@@ -317,16 +317,28 @@ pub fn judge(s: &Status) -> Verdict {
             .first()
             .cloned()
             .or_else(|| preferred.clone());
-        let spare: Vec<&PoolReading> = s
+        // Where federation could go: a pool partners do not reach now,
+        // whose services could be read and whose port path is open
+        // (stopped services are what a failover starts in step 7). Live
+        // pools first, then pools a site's route already names (a failover
+        // that stopped half-way).
+        let routed = |p: &PoolReading| s.sites.iter().any(|x| x.pool.as_deref() == Some(&p.pool));
+        let mut spare: Vec<&PoolReading> = s
             .pools
             .iter()
-            .filter(|p| p.carries_xmpp && p.healthy())
-            .filter(|p| !s.partner.pools.contains(&p.pool))
+            .filter(|p| p.carries_xmpp && !s.partner.pools.contains(&p.pool))
+            .filter(|p| p.services != ServicesState::CannotTell && !p.servers.is_empty())
+            .filter(|p| {
+                p.servers
+                    .iter()
+                    .all(|x| x.port == "open" || x.port == "closed")
+            })
             .collect();
+        spare.sort_by_key(|p| (!p.healthy(), !routed(p)));
         let mut down_fix = match (&from, spare.first()) {
             (Some(from), Some(to)) => vec![failover(from, &to.pool)],
             (Some(from), None) => vec![format!(
-                "no other Edge pool has its services running and port open: bring {from} back, or start another pool's services and run `edgefail failover --from {from} --to POOL`"
+                "no other Edge pool can be read with its port reachable: bring {from} back, or open the port of another pool and run `edgefail failover --from {from} --to POOL`"
             )],
             (None, _) => vec!["publish an _xmpp-server._tcp record for a live pool (edgefail failover --from POOL --to POOL)".into()],
         };
@@ -545,5 +557,23 @@ mod tests {
             .disagreements
             .push("192.0.2.54:53 has serial 6".into());
         assert_eq!(judge(&s).state, VerdictState::Drift);
+    }
+
+    #[test]
+    fn down_half_way_points_at_the_pool_the_route_already_names() {
+        // Step 4 failed with EdgePool1 dead: Site2's route on EdgePool2,
+        // whose services step 2 stopped (its port refuses: closed).
+        let mut s = estate(["EdgePool1", "EdgePool2"], "EdgePool1", "EdgePool1");
+        s.partner.passed = false;
+        s.pools[0].servers[0].port = "filtered".into();
+        s.pools[1].services = ServicesState::Stopped;
+        s.pools[1].servers[0].services_state = ServicesState::Stopped;
+        s.pools[1].servers[0].port = "closed".into();
+        let v = judge(&s);
+        assert_eq!(v.state, VerdictState::Down);
+        assert_eq!(
+            v.fix[0],
+            "edgefail failover --from EdgePool1 --to EdgePool2"
+        );
     }
 }
