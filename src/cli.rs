@@ -27,9 +27,10 @@ const EXIT_CODES: &str = "Exit codes:
 
 const STATUS_EXITS: &str = "Exit codes (the first that applies):
   11  down: a partner's server cannot federate through the preferred SRV record
-  10  split brain (no site's route names the pool DNS prefers, or the A record
-      points at another pool than the preferred SRV record) or drift (another
-      site's route, a lagging DNS server, stragglers)
+  10  split brain (no site's route names the pool DNS prefers, a route names a
+      pool whose services are stopped, or the A record points at another pool
+      than the preferred SRV record) or drift (another site's route, a lagging
+      DNS server, stragglers)
   12  a source could not be read, and what could be read agrees
   0   consistent and federating
   2   usage or topology error";

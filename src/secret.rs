@@ -79,6 +79,10 @@ pub enum SecretError {
     EnvUnset { name: String },
     #[error("environment variable {name} is empty")]
     EnvEmpty { name: String },
+    #[error(
+        "environment variable {name} holds an nsupdate -y string (algorithm:name:secret); it must hold the base64 secret alone (the name and algorithm go in dns.tsig)"
+    )]
+    EnvKeyString { name: String },
     #[error("{origin}: the secret is not valid base64")]
     NotBase64 { origin: String },
     #[error("{origin}: the secret is empty")]
@@ -139,6 +143,11 @@ pub fn secret_from_env(var: &str) -> Result<Secret, SecretError> {
     })?;
     if value.trim().is_empty() {
         return Err(SecretError::EnvEmpty {
+            name: var.to_string(),
+        });
+    }
+    if value.contains(':') && looks_like_secret(&value) {
+        return Err(SecretError::EnvKeyString {
             name: var.to_string(),
         });
     }
@@ -270,11 +279,16 @@ pub fn looks_like_secret(text: &str) -> bool {
         return false;
     };
     let has = |f: fn(&char) -> bool| last.chars().any(|c| f(&c));
+    let mixed =
+        has(char::is_ascii_uppercase) && has(char::is_ascii_lowercase) && has(char::is_ascii_digit);
+    // Padding or `+` marks base64 (tsig-keygen's 32-byte secrets always end
+    // in `=`). Without either, only a long mix of cases and digits with no
+    // `/` counts, so that a path such as /etc/edgefail/contosokey or a
+    // variable such as EdgefailTsigKey2024 is not taken for a secret.
     bytes.len() >= 15
-        && (has(|c| matches!(c, '+' | '/' | '='))
-            || (has(char::is_ascii_uppercase)
-                && has(char::is_ascii_lowercase)
-                && has(char::is_ascii_digit)))
+        && (last.ends_with('=')
+            || last.contains('+')
+            || (last.len() >= 32 && mixed && !last.contains('/')))
 }
 
 /// The names of the keys in key-file text, or the line and problem that
@@ -617,6 +631,12 @@ mod tests {
         assert!(!looks_like_secret("EDGEFAIL_TSIG_SECRET"));
         assert!(!looks_like_secret("/etc/bind/edgefail.key"));
         assert!(!looks_like_secret("hmac-sha256"));
+        assert!(!looks_like_secret("/etc/edgefail/contosokey"));
+        assert!(!looks_like_secret("EdgefailTsigKey2024A"));
+        // 48 bytes: no padding, but long and mixed.
+        assert!(looks_like_secret(
+            "q8Zr2XbT9mWc4LpN7sYd1VhK6gJf3QeRa0UoIiBn5tMzSxGwEyHvClDkOjPuA2b3"
+        ));
     }
 
     #[test]

@@ -317,16 +317,28 @@ pub fn judge(s: &Status) -> Verdict {
             .first()
             .cloned()
             .or_else(|| preferred.clone());
-        let spare: Vec<&PoolReading> = s
+        // Where federation could go: a pool partners do not reach now,
+        // whose services could be read and whose port path is open
+        // (stopped services are what a failover starts in step 7). Live
+        // pools first, then pools a site's route already names (a failover
+        // that stopped half-way).
+        let routed = |p: &PoolReading| s.sites.iter().any(|x| x.pool.as_deref() == Some(&p.pool));
+        let mut spare: Vec<&PoolReading> = s
             .pools
             .iter()
-            .filter(|p| p.carries_xmpp && p.healthy())
-            .filter(|p| !s.partner.pools.contains(&p.pool))
+            .filter(|p| p.carries_xmpp && !s.partner.pools.contains(&p.pool))
+            .filter(|p| p.services != ServicesState::CannotTell && !p.servers.is_empty())
+            .filter(|p| {
+                p.servers
+                    .iter()
+                    .all(|x| x.port == "open" || x.port == "closed")
+            })
             .collect();
+        spare.sort_by_key(|p| (!p.healthy(), !routed(p)));
         let mut down_fix = match (&from, spare.first()) {
             (Some(from), Some(to)) => vec![failover(from, &to.pool)],
             (Some(from), None) => vec![format!(
-                "no other Edge pool has its services running and port open: bring {from} back, or start another pool's services and run `edgefail failover --from {from} --to POOL`"
+                "no other Edge pool can be read with its port reachable: bring {from} back, or open the port of another pool and run `edgefail failover --from {from} --to POOL`"
             )],
             (None, _) => vec!["publish an _xmpp-server._tcp record for a live pool (edgefail failover --from POOL --to POOL)".into()],
         };
@@ -361,5 +373,207 @@ pub fn judge(s: &Status) -> Verdict {
         cannot_tell,
         fix,
         exit_code: state.exit().code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        DnsReading, DnsServerReading, PartnerReading, PoolReading, ServerReading, SiteReading,
+        SrvReading,
+    };
+    use super::*;
+
+    fn pool(name: &str, site: &str, services: ServicesState, port: &str) -> PoolReading {
+        PoolReading {
+            pool: name.into(),
+            site: site.into(),
+            version: "Lync Server 2013".into(),
+            carries_xmpp: true,
+            services,
+            stragglers: Vec::new(),
+            servers: vec![ServerReading {
+                fqdn: format!("{name}-edge.contoso.com"),
+                external_ipv4: "192.0.2.1".into(),
+                services: Vec::new(),
+                services_state: services,
+                cannot_tell: None,
+                port: port.into(),
+                port_detail: String::new(),
+            }],
+        }
+    }
+
+    fn srv(priority: u16, pool: &str) -> SrvReading {
+        SrvReading {
+            priority,
+            weight: 0,
+            port: 5269,
+            target: format!("{}-xmpp.contoso.com", pool.to_lowercase()),
+            pool: Some(pool.into()),
+        }
+    }
+
+    /// Both sites routed through `routes`, DNS preferring `preferred` with
+    /// the A record on `a`, partners federating through `preferred`.
+    fn estate(routes: [&str; 2], preferred: &str, a: &str) -> Status {
+        let other = if preferred == "EdgePool1" {
+            "EdgePool2"
+        } else {
+            "EdgePool1"
+        };
+        let srvs = vec![srv(10, preferred), srv(20, other)];
+        Status {
+            kind: "status".into(),
+            format: 1,
+            domain: "contoso.com".into(),
+            at: String::new(),
+            duration_ms: 0,
+            sites: ["Site1", "Site2"]
+                .iter()
+                .zip(routes)
+                .map(|(site, pool)| SiteReading {
+                    site: site.to_string(),
+                    parameter: Some("XmppExternalFederationRoute".into()),
+                    route: Some(format!("{pool}-edge.contoso.com")),
+                    pool: Some(pool.into()),
+                    cannot_tell: None,
+                })
+                .collect(),
+            pools: vec![
+                pool("EdgePool1", "Site1", ServicesState::Running, "open"),
+                pool("EdgePool2", "Site2", ServicesState::Running, "open"),
+            ],
+            dns: DnsReading {
+                a_record: "xmpp.contoso.com".into(),
+                servers: vec![DnsServerReading {
+                    server: "192.0.2.53:53 (primary)".into(),
+                    primary: true,
+                    listed: true,
+                    serial: Some(7),
+                    a: vec!["192.0.2.1".into()],
+                    srv: srvs.clone(),
+                    cannot_tell: None,
+                }],
+                basis: Some("192.0.2.53:53 (primary)".into()),
+                a: vec!["192.0.2.1".into()],
+                a_pools: vec![a.into()],
+                preferred: srvs.first().cloned(),
+                srv: srvs,
+                disagreements: Vec::new(),
+            },
+            partner: PartnerReading {
+                passed: true,
+                summary: "a partner's server can federate".into(),
+                sees: "partners now go to ... and federate".into(),
+                target: None,
+                pools: vec![preferred.into()],
+                findings: Vec::new(),
+                cannot_tell: None,
+            },
+            verdict: Verdict::default(),
+        }
+    }
+
+    #[test]
+    fn consistent_and_federating() {
+        let v = judge(&estate(
+            ["EdgePool2", "EdgePool2"],
+            "EdgePool2",
+            "EdgePool2",
+        ));
+        assert_eq!(v.state, VerdictState::Federating);
+        assert_eq!(v.line, "XMPP federation runs through EdgePool2 (Site2)");
+        assert_eq!(v.exit_code, 0);
+        assert!(v.fix.is_empty());
+    }
+
+    #[test]
+    fn the_a_record_on_another_pool_is_split_brain() {
+        let v = judge(&estate(
+            ["EdgePool2", "EdgePool2"],
+            "EdgePool2",
+            "EdgePool1",
+        ));
+        assert_eq!(v.state, VerdictState::SplitBrain);
+        assert!(
+            v.line
+                .starts_with("split brain: xmpp.contoso.com A points at")
+        );
+        assert_eq!(
+            v.fix,
+            vec!["edgefail failover --from EdgePool1 --to EdgePool2 (step 4 moves the A record)"]
+        );
+        assert_eq!(v.exit_code, 10);
+    }
+
+    #[test]
+    fn every_route_elsewhere_is_split_brain_fixed_towards_the_healthy_pool() {
+        let mut s = estate(["EdgePool1", "EdgePool1"], "EdgePool2", "EdgePool2");
+        s.pools[1].services = ServicesState::Stopped;
+        s.pools[1].servers[0].services_state = ServicesState::Stopped;
+        let v = judge(&s);
+        assert_eq!(
+            v.line,
+            "split brain: the route names EdgePool1 while DNS prefers EdgePool2"
+        );
+        // EdgePool2 is preferred but stopped: go back to the live pool.
+        assert_eq!(
+            v.fix[0],
+            "edgefail failover --from EdgePool2 --to EdgePool1"
+        );
+    }
+
+    #[test]
+    fn down_fails_over_to_a_live_pool() {
+        let mut s = estate(["EdgePool1", "EdgePool1"], "EdgePool1", "EdgePool1");
+        s.partner.passed = false;
+        s.partner.sees = "partners now go to edgepool1-xmpp.contoso.com:5269 (EdgePool1) and cannot federate: refused".into();
+        s.pools[0].servers[0].port = "closed".into();
+        let v = judge(&s);
+        assert_eq!(v.state, VerdictState::Down);
+        assert_eq!(v.exit_code, 11);
+        assert!(v.line.starts_with("down: partners now go to"));
+        assert_eq!(
+            v.fix[0],
+            "edgefail failover --from EdgePool1 --to EdgePool2"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_source_is_cannot_tell_unless_something_disagrees() {
+        let mut s = estate(["EdgePool2", "EdgePool2"], "EdgePool2", "EdgePool2");
+        s.sites[0].route = None;
+        s.sites[0].pool = None;
+        s.sites[0].cannot_tell = Some("management shell: timed out".into());
+        let v = judge(&s);
+        assert_eq!(v.state, VerdictState::CannotTell);
+        assert_eq!(v.exit_code, 12);
+        assert!(
+            v.line
+                .contains("what could be read says XMPP federation runs through EdgePool2")
+        );
+        s.dns
+            .disagreements
+            .push("192.0.2.54:53 has serial 6".into());
+        assert_eq!(judge(&s).state, VerdictState::Drift);
+    }
+
+    #[test]
+    fn down_half_way_points_at_the_pool_the_route_already_names() {
+        // Step 4 failed with EdgePool1 dead: Site2's route on EdgePool2,
+        // whose services step 2 stopped (its port refuses: closed).
+        let mut s = estate(["EdgePool1", "EdgePool2"], "EdgePool1", "EdgePool1");
+        s.partner.passed = false;
+        s.pools[0].servers[0].port = "filtered".into();
+        s.pools[1].services = ServicesState::Stopped;
+        s.pools[1].servers[0].services_state = ServicesState::Stopped;
+        s.pools[1].servers[0].port = "closed".into();
+        let v = judge(&s);
+        assert_eq!(v.state, VerdictState::Down);
+        assert_eq!(
+            v.fix[0],
+            "edgefail failover --from EdgePool1 --to EdgePool2"
+        );
     }
 }

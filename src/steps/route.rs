@@ -318,21 +318,61 @@ fn site_lines(state: &RouteState, target: &Pool) -> Vec<String> {
         .collect()
 }
 
-/// What stays naming another pool, said in the summary so that plan and
-/// failover show it without -v.
-fn left_note(state: &RouteState, target: &Pool) -> String {
-    let left = state.left_elsewhere(target);
-    if left.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = left
+/// Every site that step 3 does not set, grouped, for the summary, so that
+/// plan and failover list every site's route without -v: those that still
+/// name another pool (left as is), those already on the target pool, and
+/// those with no route.
+fn others_note(state: &RouteState, target: &Pool, target_site: &str) -> String {
+    let rest: Vec<&SiteRoute> = state
+        .sites
         .iter()
+        .filter(|s| !s.moves && s.site != target_site)
+        .collect();
+    let list = |pick: &dyn Fn(&SiteRoute) -> bool, with_route: bool| -> Vec<String> {
+        rest.iter()
+            .filter(|s| pick(s))
+            .map(|s| {
+                if with_route {
+                    format!("{} ({})", s.site, route_and_pool(s))
+                } else {
+                    s.site.clone()
+                }
+            })
+            .collect()
+    };
+    let left: Vec<String> = state
+        .left_elsewhere(target)
+        .iter()
+        .filter(|s| s.site != target_site)
         .map(|s| format!("{} ({})", s.site, route_and_pool(s)))
         .collect();
-    format!(
-        "; still naming another pool, left as is (management.move_routes: target_site, the documented procedure): {}",
-        list.join(", ")
-    )
+    let on_target = list(
+        &|s: &SiteRoute| s.pool.as_deref() == Some(target.name.as_str()),
+        false,
+    );
+    let unset = list(&|s: &SiteRoute| matches!(&s.current, Ok(None)), false);
+    let unread = list(&|s: &SiteRoute| s.current.is_err(), true);
+    let mut out = String::new();
+    if !left.is_empty() {
+        out.push_str(&format!(
+            "; still naming another pool, left as is (management.move_routes: target_site, the documented procedure): {}",
+            left.join(", ")
+        ));
+    }
+    if !on_target.is_empty() {
+        out.push_str(&format!(
+            "; already naming {}: {}",
+            target.name,
+            on_target.join(", ")
+        ));
+    }
+    if !unset.is_empty() {
+        out.push_str(&format!("; no route set: {}", unset.join(", ")));
+    }
+    if !unread.is_empty() {
+        out.push_str(&format!("; {}", unread.join(", ")));
+    }
+    out
 }
 
 #[async_trait]
@@ -373,21 +413,13 @@ impl Step for Route {
             Err(e) => Check::cannot_tell(e.message),
             Ok(state) => {
                 let details = site_lines(&state, pool);
-                let note = left_note(&state, pool);
+                let note = others_note(&state, pool, site);
                 let moving = state.moving();
                 if moving.is_empty() {
-                    let others = state.sites.len() > 1
-                        && state.left_elsewhere(pool).is_empty()
-                        && state.sites.iter().all(|s| s.pool.is_some());
                     return Check::done(format!(
-                        "{site}'s XMPP federation route is {} (a server of {}){}{note}",
+                        "{site}'s XMPP federation route is {} (a server of {}){note}",
                         state.current_text(),
                         pool.name,
-                        if others {
-                            "; so is every other site's"
-                        } else {
-                            ""
-                        }
                     ))
                     .with_details(details)
                     .with_seen(seen(&state));

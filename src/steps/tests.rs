@@ -224,3 +224,63 @@ async fn manual_dns_asks_the_operator_through_an_event_and_the_interface() {
         failure.summary
     );
 }
+
+#[tokio::test]
+async fn every_sites_route_moves_with_all_sites_and_is_read_back() {
+    let (mut ctx, estate) = ctx();
+    ctx.topology.management.move_routes = crate::topology::MoveRoutes::AllSites;
+    let check = route::Route.check(&ctx, &[]).await;
+    assert_eq!(check.state, CheckState::WouldChange, "{}", check.summary);
+    assert_eq!(
+        check.summary,
+        "would run Set-CsSite -XmppExternalFederationRoute edge2a.contoso.com on Site2, Site1"
+    );
+    assert_eq!(check.changes.len(), 2, "{:?}", check.changes);
+    let plan = check.plan.as_ref().expect("a plan");
+    route::Route.apply(&ctx, plan).await.expect("set");
+    for site in ["Site1", "Site2"] {
+        assert_eq!(
+            machine::lock(&estate).sites[site].route,
+            "edge2a.contoso.com"
+        );
+    }
+    assert!(route::Route.verify(&ctx, plan).await.holds);
+    let again = route::Route.check(&ctx, &[]).await;
+    assert_eq!(again.state, CheckState::Done, "{}", again.summary);
+    assert!(
+        again.summary.ends_with("; already naming EdgePool2: Site1"),
+        "{}",
+        again.summary
+    );
+}
+
+#[tokio::test]
+async fn step_2_says_what_it_found() {
+    let (ctx, estate) = ctx();
+    let check = Services::stop().check(&ctx, &[]).await;
+    assert!(
+        check
+            .summary
+            .starts_with("found Lync services running on all 2 server(s) of EdgePool2 (as after a restore): would stop them"),
+        "{}",
+        check.summary
+    );
+    // One server already stopped: named as the one still running.
+    for s in machine::lock(&estate)
+        .hosts
+        .get_mut("edge2a.contoso.com")
+        .expect("host")
+        .services
+        .values_mut()
+    {
+        *s = "Stopped".into();
+    }
+    let check = Services::stop().check(&ctx, &[]).await;
+    assert!(
+        check.summary.starts_with(
+            "found Lync services running on 1 of 2 server(s) of EdgePool2 (edge2b.contoso.com), the others stopped"
+        ),
+        "{}",
+        check.summary
+    );
+}

@@ -52,6 +52,7 @@ fn a_key_the_primary_would_refuse_blocks_the_plan_and_the_proof_changes_nothing(
     let wrong = Key::generate(&bind.key.name, "hmac-sha256");
     let stranger = Key::generate("nosuchkey", "hmac-sha256");
     let var = "EDGEFAIL_IT_INPUTS_SECRET";
+    let key_string = format!("hmac-sha256:{}:{}", bind.key.name, bind.key.secret);
     let cases: Vec<(&str, Tsig, Option<&str>, &str)> = vec![
         (
             "wrong secret",
@@ -82,6 +83,12 @@ fn a_key_the_primary_would_refuse_blocks_the_plan_and_the_proof_changes_nothing(
             Tsig::env(&bind.key, var),
             Some(""),
             "environment variable EDGEFAIL_IT_INPUTS_SECRET is empty",
+        ),
+        (
+            "an nsupdate -y string",
+            Tsig::env(&bind.key, var),
+            Some(&key_string),
+            "holds an nsupdate -y string",
         ),
         (
             "not base64",

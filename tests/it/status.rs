@@ -105,6 +105,10 @@ fn status_through_drift_a_failover_and_a_failback() {
     let every_site = w.topology(|t| t.move_routes("all_sites"), "every-site.yaml");
     let (e1, e2) = ("EdgeServer1.contoso.com", "EdgeServer2.contoso.com");
 
+    // A topology that cannot be read: usage, nothing contacted.
+    let missing = status(&w.estate.path("missing.yaml")).run().code(2);
+    assert!(missing.stdout.is_empty(), "{}", missing.stdout);
+
     // A clean estate: every route, DNS and partners on EdgePool1.
     let clean = read(&topology, 0);
     assert_eq!(clean.verdict.state, VerdictState::Federating);
