@@ -340,4 +340,8 @@ pub struct RehearseArgs {
     /// How many Edge servers are worked on at once in steps 2 and 7.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub parallel: u16,
+    /// Write the rehearsal's change record (Markdown, as `edgefail report`
+    /// writes it; every run, the drill's and its resume) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }

@@ -72,6 +72,7 @@ pub async fn run(args: FailoverArgs, verbose: bool) -> CommandResult {
             .or_exit(Exit::PlanMismatch)?;
             Some(Approved {
                 readings: file.readings(),
+                runbook_sha256: file.runbook_sha256.clone(),
                 file: file.approved(&path),
             })
         }

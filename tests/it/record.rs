@@ -602,3 +602,42 @@ fn names_reach_the_export_as_literals_and_hostile_ones_are_refused() {
     assert!(!out.stdout.contains("Remove-Item"), "{}", out.stdout);
     assert!(out.stderr.contains("hostile.yaml"), "{}", out.stderr);
 }
+
+#[test]
+fn a_rehearsal_writes_the_change_record_of_the_drill_and_its_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rehearsal.md");
+    Run::rehearse(Path::new("runbooks/contoso.yaml"))
+        .current_dir(&repo())
+        .args([
+            "--from",
+            "EdgePool1",
+            "--to",
+            "EdgePool2",
+            "--delay-ms",
+            "10",
+        ])
+        .args(["--inject", "dns-concurrent-change", "--report"])
+        .arg(&file)
+        .run()
+        .code(0);
+    let md = std::fs::read_to_string(&file).unwrap();
+    let records: Vec<&str> = md.split("\n---\n").collect();
+    assert_eq!(records.len(), 2, "{md}");
+    assert!(records[0].contains("**failed** (exit 1)"), "{md}");
+    assert!(
+        table(records[0], "## Steps")
+            .iter()
+            .any(|r| r[1] == "dns.a" && r[3] == "apply" && r[7] == "failed"),
+        "{md}"
+    );
+    assert!(records[1].contains("**completed** (exit 0)"), "{md}");
+    assert!(records[1].contains("Resumes run"), "{md}");
+    // Distinct runs, each with its own id.
+    let ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.lines().find(|l| l.starts_with("| Run |")))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+}
