@@ -251,6 +251,27 @@ fn a_record_moved_while_steps_2_and_3_run_is_not_overwritten() {
     assert_eq!(bind.dig(bind.primary.port, SRV_NAME, "SRV"), srv_before);
     let endings = journal_events(&journal).run_endings();
     assert_eq!(endings.last().unwrap().0, RunOutcome::PlanMismatch);
+
+    // A resume plans afresh from what is there now, and finishes the job.
+    estate.clear_faults();
+    let out = Run::failover(&topology)
+        .args(SKIP_LOOKS)
+        .yes()
+        .journal(&journal)
+        .resume()
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("instead of 127.0.0.99"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec!["127.0.0.1"]);
+    assert_eq!(
+        estate.count("Stop-CsWindowsService"),
+        1,
+        "step 2 was redone"
+    );
 }
 
 /// A Markdown pipe table's rows under `heading` (header and rule left out),
