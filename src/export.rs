@@ -200,11 +200,11 @@ impl Writer<'_> {
         self.line("    Write-Host \"   read back: $What\"");
         self.line("}");
         self.line("");
-        self.comment("The services a Get-CsWindowsService block returned that are not in $Status.");
+        self.comment("The services a Get-CsWindowsService block returned that are not in $Status.\n(Through a variable: Windows PowerShell 5.1's ConvertFrom-Json hands an array\ndown the pipeline as one object.)");
         self.line("function Get-OffStatus([string] $Json, [string] $Status) {");
-        self.line(
-            "    @(ConvertFrom-Json -InputObject $Json | Where-Object { $_.Status -ne $Status })",
-        );
+        self.line("    $services = ConvertFrom-Json -InputObject $Json");
+        self.line("    if (@($services).Count -eq 0) { throw 'Get-CsWindowsService listed no Lync services' }");
+        self.line("    @($services | Where-Object { $_.Status -ne $Status })");
         self.line("}");
         if t.dns.mode == DnsMode::Rfc2136 {
             self.line("");
@@ -313,7 +313,7 @@ impl Writer<'_> {
             &powershell::route_parameters(m),
             "",
         );
-        self.line("$parameters = @(ConvertFrom-Json -InputObject $parameters)");
+        self.line("$parameters = ConvertFrom-Json -InputObject $parameters");
         self.invoke(
             Some("$site"),
             On::Management,
@@ -399,7 +399,8 @@ impl Writer<'_> {
             &powershell::replication_read(m),
             "",
         );
-        self.line("    @(ConvertFrom-Json -InputObject $replicas | Where-Object { -not $_.UpToDate }).Count -eq 0");
+        self.line("    $replicas = ConvertFrom-Json -InputObject $replicas");
+        self.line("    @($replicas | Where-Object { -not $_.UpToDate }).Count -eq 0");
         self.line("}");
     }
 
