@@ -47,8 +47,12 @@ function Wait-Until([string] $What, [scriptblock] $Read) {
 }
 
 # The services a Get-CsWindowsService block returned that are not in $Status.
+# (Through a variable: Windows PowerShell 5.1's ConvertFrom-Json hands an array
+# down the pipeline as one object.)
 function Get-OffStatus([string] $Json, [string] $Status) {
-    @(ConvertFrom-Json -InputObject $Json | Where-Object { $_.Status -ne $Status })
+    $services = ConvertFrom-Json -InputObject $Json
+    if (@($services).Count -eq 0) { throw 'Get-CsWindowsService listed no Lync services' }
+    @($services | Where-Object { $_.Status -ne $Status })
 }
 
 # Send one nsupdate message; its prerequisites make it a compare-and-swap.
@@ -118,7 +122,7 @@ $ProgressPreference = 'SilentlyContinue'
 Import-Module -Name 'Lync'
 ConvertTo-Json -Compress -InputObject @((Get-Command -Name 'Set-CsSite').Parameters.Keys | Where-Object { $_ -like 'Xmpp*' })
 }
-$parameters = @(ConvertFrom-Json -InputObject $parameters)
+$parameters = ConvertFrom-Json -InputObject $parameters
 $site = Invoke-Command -ScriptBlock {
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -183,7 +187,8 @@ $ProgressPreference = 'SilentlyContinue'
 Import-Module -Name 'Lync'
 if (Get-Command -Name 'Get-CsManagementStoreReplicationStatus' -ErrorAction SilentlyContinue) { ConvertTo-Json -Compress -InputObject @(Get-CsManagementStoreReplicationStatus | Select-Object @{Name='ReplicaFqdn'; Expression={[string]$_.ReplicaFqdn}}, UpToDate) } else { 'null' }
 }
-    @(ConvertFrom-Json -InputObject $replicas | Where-Object { -not $_.UpToDate }).Count -eq 0
+    $replicas = ConvertFrom-Json -InputObject $replicas
+    @($replicas | Where-Object { -not $_.UpToDate }).Count -eq 0
 }
 
 # ==========================================================================

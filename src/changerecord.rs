@@ -141,7 +141,7 @@ fn next_action(
             "The journal has no record of how this run ended (the process was killed or the machine stopped). Find out what it did with `edgefail history`, then continue with {resume}: it re-checks every step."
         ),
         Some(RunOutcome::Completed | RunOutcome::NothingToDo) if command == "failover" && !dry_run => {
-            "None. Partners that cached the old DNS answers reach the new pool once those expire (see DNS below).".into()
+            "None. Partners that cached the old DNS answers reach the new pool once those expire (see DNS above).".into()
         }
         Some(RunOutcome::ChangesPending | RunOutcome::NothingToDo | RunOutcome::Incomplete) => format!(
             "This run only looked. To apply: `edgefail failover -t {t} --from {} --to {}`{}.",

@@ -262,9 +262,9 @@ pub struct FailoverArgs {
     /// moved since stops the run before it. No confirmation is asked.
     #[arg(long = "plan", value_name = "FILE", conflicts_with_all = ["dry_run", "resume"])]
     pub plan_file: Option<PathBuf>,
-    /// With --plan: the oldest plan that may be applied.
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = positive_duration, requires = "plan_file")]
-    pub max_plan_age: Duration,
+    /// With --plan: the oldest plan that may be applied (such as 8h, 2d) [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration, requires = "plan_file")]
+    pub max_plan_age: Option<Duration>,
 }
 
 /// `probe DOMAIN --dns-server ADDR`, `probe --host H [--port P] [--domain D]`
@@ -374,4 +374,8 @@ pub struct RehearseArgs {
     /// the end); the exit code stays the run's.
     #[arg(long)]
     pub status: bool,
+    /// Write the rehearsal's change record (Markdown, as `edgefail report`
+    /// writes it; every run, the drill's and its resume) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }

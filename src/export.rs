@@ -43,7 +43,7 @@ pub fn powershell(t: &Topology, path: &str, from: &str, to: &str) -> anyhow::Res
     w.services(&to, 2, false);
     w.step3(&to);
     w.step4(&from, &to)?;
-    w.step5(&from, &to)?;
+    w.step5(&to)?;
     w.step6(&to);
     w.services(&to, 7, true);
     w.step8(&to);
@@ -200,11 +200,11 @@ impl Writer<'_> {
         self.line("    Write-Host \"   read back: $What\"");
         self.line("}");
         self.line("");
-        self.comment("The services a Get-CsWindowsService block returned that are not in $Status.");
+        self.comment("The services a Get-CsWindowsService block returned that are not in $Status.\n(Through a variable: Windows PowerShell 5.1's ConvertFrom-Json hands an array\ndown the pipeline as one object.)");
         self.line("function Get-OffStatus([string] $Json, [string] $Status) {");
-        self.line(
-            "    @(ConvertFrom-Json -InputObject $Json | Where-Object { $_.Status -ne $Status })",
-        );
+        self.line("    $services = ConvertFrom-Json -InputObject $Json");
+        self.line("    if (@($services).Count -eq 0) { throw 'Get-CsWindowsService listed no Lync services' }");
+        self.line("    @($services | Where-Object { $_.Status -ne $Status })");
         self.line("}");
         if t.dns.mode == DnsMode::Rfc2136 {
             self.line("");
@@ -313,7 +313,7 @@ impl Writer<'_> {
             &powershell::route_parameters(m),
             "",
         );
-        self.line("$parameters = @(ConvertFrom-Json -InputObject $parameters)");
+        self.line("$parameters = ConvertFrom-Json -InputObject $parameters");
         self.invoke(
             Some("$site"),
             On::Management,
@@ -399,7 +399,8 @@ impl Writer<'_> {
             &powershell::replication_read(m),
             "",
         );
-        self.line("    @(ConvertFrom-Json -InputObject $replicas | Where-Object { -not $_.UpToDate }).Count -eq 0");
+        self.line("    $replicas = ConvertFrom-Json -InputObject $replicas");
+        self.line("    @($replicas | Where-Object { -not $_.UpToDate }).Count -eq 0");
         self.line("}");
     }
 
@@ -439,14 +440,23 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// `Resolve-DnsName` against each authoritative server (port 53 only:
-    /// the cmdlet has no port parameter).
-    fn authoritative(&self) -> Vec<String> {
+    /// The authoritative servers `Resolve-DnsName` can ask: it has no port
+    /// parameter, so a server on another port is named in a comment.
+    fn authoritative(&mut self) -> Vec<String> {
         let mut out = Vec::new();
+        let mut elsewhere = Vec::new();
         for a in &self.t.dns.authoritative {
-            if let Ok(addr) = parse_server_addr(a, 53) {
-                out.push(addr.ip().to_string());
+            match parse_server_addr(a, 53) {
+                Ok(addr) if addr.port() == 53 => out.push(addr.ip().to_string()),
+                Ok(addr) => elsewhere.push(addr.to_string()),
+                Err(_) => {}
             }
+        }
+        if !elsewhere.is_empty() {
+            self.comment(&format!(
+                "Resolve-DnsName asks port 53 only: read {} back yourself (dig -p PORT).",
+                elsewhere.join(", ")
+            ));
         }
         out
     }
@@ -496,7 +506,7 @@ impl Writer<'_> {
         )
     }
 
-    fn step5(&mut self, from: &PoolRef<'_>, to: &PoolRef<'_>) -> anyhow::Result<()> {
+    fn step5(&mut self, to: &PoolRef<'_>) -> anyhow::Result<()> {
         let x = &self.t.xmpp;
         let names = ZoneNames::from_topology(self.t).map_err(|e| anyhow!("{e}"))?;
         let record = |p: &PoolRef<'_>| -> anyhow::Result<SrvRecord> {
@@ -517,7 +527,6 @@ impl Writer<'_> {
         current.dedup();
         let wanted = record(to)?;
         let plan = plan_srv(&current, &wanted).map_err(|e| anyhow!("{e}"))?;
-        let _ = from;
         self.step_heading(
             5,
             "dns.srv",

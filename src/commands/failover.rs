@@ -15,6 +15,9 @@ use crate::planfile::{Mismatch, PlanFile};
 use crate::report::Terminal;
 use crate::settings::{self, RunSettings};
 
+/// How old an approved plan may be unless --max-plan-age says otherwise.
+const DEFAULT_MAX_PLAN_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub async fn run(args: FailoverArgs, verbose: bool) -> CommandResult {
     let FailoverArgs {
         mut plan,
@@ -65,13 +68,14 @@ pub async fn run(args: FailoverArgs, verbose: bool) -> CommandResult {
             file.applies(
                 &settings.topology_path.display().to_string(),
                 &settings.loaded.text,
-                max_plan_age,
+                max_plan_age.unwrap_or(DEFAULT_MAX_PLAN_AGE),
                 std::time::SystemTime::now(),
             )
             .map_err(|e| anyhow!(e).context(format!("cannot apply plan {}", path.display())))
             .or_exit(Exit::PlanMismatch)?;
             Some(Approved {
                 readings: file.readings(),
+                runbook_sha256: file.runbook_sha256.clone(),
                 file: file.approved(&path),
             })
         }

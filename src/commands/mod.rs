@@ -63,14 +63,20 @@ fn warning(origin: Origin, message: String) -> Event {
     }
 }
 
-/// A new run id: the start time and this process.
+/// A new run id: the start time and this process, and a sequence number
+/// from the second run of one process on (a rehearsal's resume can start
+/// within the same second as the run it resumes).
 fn new_run_id() -> String {
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let compact: String = stamp
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    format!("{compact}-{:x}", std::process::id())
+    match RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => format!("{compact}-{:x}", std::process::id()),
+        n => format!("{compact}-{:x}-{}", std::process::id(), n + 1),
+    }
 }
 
 /// user@host of this process.

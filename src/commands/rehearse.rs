@@ -103,12 +103,72 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
     };
     let code = once(None).await?;
     show_status().await;
-    if code == Exit::Ok || drills.is_empty() {
-        return Ok(code);
+    let code = if code == Exit::Ok || drills.is_empty() {
+        code
+    } else {
+        let resume = resume_after_drill(
+            code,
+            &stage,
+            &journal_file,
+            &loaded.text,
+            &from,
+            &to,
+            &topology_path,
+            &events,
+        )
+        .await?;
+        let code = once(resume).await?;
+        show_status().await;
+        code
+    };
+    if let Some(out) = &args.report {
+        write_report(&journal_file, out)?;
     }
+    Ok(code)
+}
+
+/// `rehearse --report FILE`: the change record of every run of the
+/// rehearsal (the drill's failed run and its resume), before the temporary
+/// journal goes.
+fn write_report(
+    journal: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<(), crate::exit::Failed> {
+    let contents = crate::journal::read(journal).or_exit(Exit::StepFailed)?;
+    let records: Vec<String> = contents
+        .runs
+        .iter()
+        .map(crate::changerecord::markdown)
+        .collect();
+    let text = format!(
+        "> A rehearsal against a simulated estate (`edgefail rehearse`): nothing real was changed; addresses are the rehearsal's.\n\n{}",
+        records.join("\n---\n\n")
+    );
+    std::fs::write(out, text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))
+        .or_exit(Exit::StepFailed)?;
+    crate::report::notice(&format!("change record written to {}", out.display()));
+    Ok(())
+}
+
+/// After a drill's failure: clear the fault and find the run to resume, as
+/// an operator would.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the rehearsal's settled parts, passed once"
+)]
+async fn resume_after_drill(
+    code: Exit,
+    stage: &Stage,
+    journal_file: &std::path::Path,
+    text: &str,
+    from: &str,
+    to: &str,
+    topology_path: &str,
+    events: &event::Emitter,
+) -> Result<Option<crate::engine::resume::Resume>, crate::exit::Failed> {
     stage.clear().await;
-    let (found, problems) =
-        settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
+    let (found, problems) = settings::find_resume(journal_file, text, Some(from), Some(to));
     for p in problems {
         events.emit(&super::warning(Origin::Journal, p));
     }
@@ -131,9 +191,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             None
         }
     };
-    let code = once(resume).await?;
-    show_status().await;
-    Ok(code)
+    Ok(resume)
 }
 
 /// What the rehearsal simulates and where it put everything.

@@ -46,6 +46,8 @@ pub struct Run<'a> {
 #[derive(Debug, Clone)]
 pub struct Approved {
     pub readings: HashMap<StepId, Vec<Seen>>,
+    /// The runbook the plan was made for (pools, steps, skips).
+    pub runbook_sha256: String,
     pub file: ApprovedPlan,
 }
 
@@ -98,6 +100,22 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         resumes: resume.as_ref().map(|r| r.run_id.as_str()),
         approved_plan: approved.as_ref().map(|a| a.file.clone()),
     });
+    if let Some(a) = &approved
+        && engine.plan_sha256() != a.runbook_sha256
+    {
+        let finish = Finish {
+            outcome: RunOutcome::PlanMismatch,
+            exit: Exit::PlanMismatch,
+        };
+        engine.finish(
+            finish,
+            format!(
+                "the approved plan {} was made for another runbook (its steps differ from this edgefail's); nothing was changed: make and approve a new plan",
+                a.file.path
+            ),
+        );
+        return Ok(finish);
+    }
     let left = resume.map(|r| r.left).unwrap_or_default();
     let plan = engine.plan(&left).await;
     let (finish, message) = engine.plan_finish(&plan);

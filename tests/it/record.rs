@@ -251,6 +251,27 @@ fn a_record_moved_while_steps_2_and_3_run_is_not_overwritten() {
     assert_eq!(bind.dig(bind.primary.port, SRV_NAME, "SRV"), srv_before);
     let endings = journal_events(&journal).run_endings();
     assert_eq!(endings.last().unwrap().0, RunOutcome::PlanMismatch);
+
+    // A resume plans afresh from what is there now, and finishes the job.
+    estate.clear_faults();
+    let out = Run::failover(&topology)
+        .args(SKIP_LOOKS)
+        .yes()
+        .journal(&journal)
+        .resume()
+        .run()
+        .code(0);
+    assert!(
+        out.stdout.contains("instead of 127.0.0.99"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(bind.dig(bind.primary.port, A_NAME, "A"), vec!["127.0.0.1"]);
+    assert_eq!(
+        estate.count("Stop-CsWindowsService"),
+        1,
+        "step 2 was redone"
+    );
 }
 
 /// A Markdown pipe table's rows under `heading` (header and rule left out),
@@ -601,4 +622,43 @@ fn names_reach_the_export_as_literals_and_hostile_ones_are_refused() {
     let out = export(&hostile, "EdgePool1", "EdgePool2").run().code(2);
     assert!(!out.stdout.contains("Remove-Item"), "{}", out.stdout);
     assert!(out.stderr.contains("hostile.yaml"), "{}", out.stderr);
+}
+
+#[test]
+fn a_rehearsal_writes_the_change_record_of_the_drill_and_its_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rehearsal.md");
+    Run::rehearse(Path::new("runbooks/contoso.yaml"))
+        .current_dir(&repo())
+        .args([
+            "--from",
+            "EdgePool1",
+            "--to",
+            "EdgePool2",
+            "--delay-ms",
+            "10",
+        ])
+        .args(["--inject", "dns-concurrent-change", "--report"])
+        .arg(&file)
+        .run()
+        .code(0);
+    let md = std::fs::read_to_string(&file).unwrap();
+    let records: Vec<&str> = md.split("\n---\n").collect();
+    assert_eq!(records.len(), 2, "{md}");
+    assert!(records[0].contains("**failed** (exit 1)"), "{md}");
+    assert!(
+        table(records[0], "## Steps")
+            .iter()
+            .any(|r| r[1] == "dns.a" && r[3] == "apply" && r[7] == "failed"),
+        "{md}"
+    );
+    assert!(records[1].contains("**completed** (exit 0)"), "{md}");
+    assert!(records[1].contains("Resumes run"), "{md}");
+    // Distinct runs, each with its own id.
+    let ids: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.lines().find(|l| l.starts_with("| Run |")))
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
 }
