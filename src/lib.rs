@@ -5,7 +5,7 @@
 //! the README's Architecture section and `tests/it/house.rs`):
 //! `commands` -> `settings` -> `engine` -> `report` -> `cli` -> `journal`,
 //! `lock` -> `sim` -> `steps` -> `lync` -> `transport`, `dns`, `xmpp` ->
-//! `powershell` -> `event`, `topology`, `secret`, `names`, `operator`,
+//! `powershell` -> `event`, `escape`, `topology`, `secret`, `names`, `operator`,
 //! `cancel`, `platform`, `exit`.
 
 pub mod cancel;
@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod dns;
 pub mod engine;
+pub mod escape;
 pub mod event;
 pub mod exit;
 pub mod journal;

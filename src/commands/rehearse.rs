@@ -3,7 +3,7 @@
 //! `failover`, with drills that break one part on purpose and the resume an
 //! operator would then run.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cli::RehearseArgs;
@@ -57,10 +57,21 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
     let journal_file = stage.journal_path();
     let topology_path = args.topology.path.display().to_string();
     let operator = super::operator_name();
-    let once = |resume| {
+    // A drill's failed run is followed by the resumed one: its end goes to
+    // its journal, and to the operator inside `rehearsal_resume`, so that
+    // the stream has one `run_finished`, the rehearsal's.
+    let held: Arc<Mutex<Option<Event>>> = Arc::default();
+    let once = |resume, hold: bool| {
         let ctx = stage.ctx(&from, &to, opts.clone());
         let journal_file = journal_file.clone();
-        let events = events.clone();
+        let events: Box<dyn event::Sink> = if hold {
+            Box::new(HoldEnd {
+                inner: events.clone(),
+                held: held.clone(),
+            })
+        } else {
+            Box::new(events.clone())
+        };
         let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
         async move {
             let ctx = ctx
@@ -69,10 +80,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             let run_id = super::new_run_id();
             let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
             // Each run gets the reporter and its own journal handle.
-            let run_events = event::Emitter::new(event::Sinks(vec![
-                Box::new(events.clone()) as Box<dyn event::Sink>,
-                Box::new(journal),
-            ]));
+            let run_events = event::Emitter::new(event::Sinks(vec![events, Box::new(journal)]));
             let ctx = ctx.with_events(run_events);
             let finish = runner::run(runner::Run {
                 ctx: &ctx,
@@ -90,10 +98,18 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             Ok::<Exit, crate::exit::Failed>(finish.exit)
         }
     };
-    let code = once(None).await?;
+    let code = once(None, !drills.is_empty()).await?;
+    let first_end = held.lock().unwrap_or_else(|p| p.into_inner()).take();
     if code == Exit::Ok || drills.is_empty() {
+        if let Some(end) = first_end {
+            events.emit(&end);
+        }
         return Ok(code);
     }
+    let message = match first_end {
+        Some(Event::RunFinished { message, .. }) => message,
+        _ => String::new(),
+    };
     stage.clear().await;
     let (found, problems) =
         settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
@@ -104,6 +120,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         Ok(r) => {
             events.emit(&Event::RehearsalResume {
                 failed_exit_code: code.code(),
+                message: message.clone(),
                 command: format!("edgefail failover --resume -t {topology_path}"),
                 why: None,
             });
@@ -112,6 +129,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         Err(why) => {
             events.emit(&Event::RehearsalResume {
                 failed_exit_code: code.code(),
+                message,
                 command: format!("edgefail failover -t {topology_path} --from {from} --to {to}"),
                 // The reason, without the "cannot resume" it comes with.
                 why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
@@ -119,7 +137,27 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             None
         }
     };
-    once(resume).await
+    once(resume, false).await
+}
+
+/// The reporters, less the run's `run_finished`, which it keeps.
+struct HoldEnd {
+    inner: event::Emitter,
+    held: Arc<Mutex<Option<Event>>>,
+}
+
+impl event::Sink for HoldEnd {
+    fn event(&mut self, event: &Event) {
+        if matches!(event, Event::RunFinished { .. }) {
+            *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(event.clone());
+        } else {
+            self.inner.emit(event);
+        }
+    }
+
+    fn progress(&mut self, progress: &event::Progress) {
+        self.inner.progress(progress);
+    }
 }
 
 /// What the rehearsal simulates and where it put everything.

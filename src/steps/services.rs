@@ -311,7 +311,9 @@ impl Step for Services {
         super::poll(ctx, || async {
             let mut stragglers = Vec::new();
             let mut details = Vec::new();
-            for (m, read) in read_all(ctx).await {
+            let reads = read_all(ctx).await;
+            let total = reads.len();
+            for (m, read) in reads {
                 match read {
                     Err(e) => stragglers.push(e),
                     Ok(services) => {
@@ -337,7 +339,12 @@ impl Step for Services {
             } else {
                 Observation {
                     holds: false,
-                    summary: format!("not yet {}: {}", want.status(), stragglers.join("; ")),
+                    summary: format!(
+                        "{} of {total} server(s) {}; not yet: {}",
+                        total - stragglers.len(),
+                        want.status(),
+                        stragglers.join("; ")
+                    ),
                     details,
                 }
             }

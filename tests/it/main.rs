@@ -9,5 +9,6 @@ mod house;
 mod rehearse;
 mod resume;
 mod ssh;
+mod terminal;
 mod validate;
 mod xmpp;
