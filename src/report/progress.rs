@@ -42,9 +42,11 @@ impl Spinner {
         self.clear();
         self.label = label;
         self.limit.clear();
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        bar.set_prefix(self.label.clone());
-        bar.set_style(self.style());
+        // Styled before anything is drawn: indicatif's default is a bar.
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden())
+            .with_style(self.style())
+            .with_prefix(self.label.clone());
+        bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.enable_steady_tick(Duration::from_millis(120));
         self.bar = Some(bar);
     }
