@@ -527,6 +527,70 @@ mod tests {
         assert_eq!(wrap("a: ", text, 4, None), vec![format!("a: {text}")]);
     }
 
+    fn finished(step: StepId, phase: Phase, outcome: Outcome, summary: &str) -> Event {
+        Event::PhaseFinished {
+            step,
+            phase,
+            outcome,
+            summary: summary.into(),
+            changes: Vec::new(),
+            details: vec!["detail \x1b[31mred".into()],
+            duration_ms: 100,
+        }
+    }
+
+    /// The plan once; a re-check only where it differs; apply and verify
+    /// lines; a summary of steps; outside text escaped.
+    #[test]
+    fn the_report_shows_the_plan_once_and_counts_steps() {
+        let mut out = Vec::new();
+        {
+            let mut human = Human::with_style(&mut out, Style::default());
+            let (stop, route) = (StepId::ServicesStop, StepId::RouteSet);
+            for e in [
+                finished(stop, Phase::Check, Outcome::WouldChange, "would stop"),
+                finished(
+                    route,
+                    Phase::Check,
+                    Outcome::WouldChange,
+                    "would set \u{202e}x",
+                ),
+                finished(stop, Phase::Check, Outcome::WouldChange, "would stop"),
+                finished(stop, Phase::Apply, Outcome::Changed, "stopped"),
+                finished(stop, Phase::Verify, Outcome::Verified, "all stopped"),
+                finished(route, Phase::Check, Outcome::Blocked, "the CMS is gone"),
+                Event::RunFinished {
+                    outcome: RunOutcome::Failed,
+                    exit_code: 1,
+                    message: "stopped at route.set".into(),
+                    counts: Default::default(),
+                    duration_ms: 1000,
+                },
+            ] {
+                human.event(&e);
+            }
+        }
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(text.matches("services.stop    check").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "route.set        check  blocked (0.1s) (differs from the plan): the CMS is gone"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("services.stop    apply  changed"), "{text}");
+        assert!(text.contains("would set \\u{202e}x"), "{text}");
+        assert!(text.contains("* detail \\u{1b}[31mred"), "{text}");
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(
+            text.contains("steps: 1 changed, 1 verified, 1 blocked;"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn a_word_longer_than_the_line_is_cut() {
         let long = "x".repeat(70);
