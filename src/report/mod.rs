@@ -88,7 +88,9 @@ pub fn say(line: &str) {
 
 /// A line for the operator on stderr (an interruption, an error).
 pub fn notice(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    progress::around(|| {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    });
 }
 
 /// Say on stderr what needs a person, whatever stdout carries: warnings and

@@ -4,6 +4,7 @@
 //! only made when stderr is a terminal that may take escape sequences
 //! (not with NO_COLOR or TERM=dumb), so pipes and logs never see any.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -16,6 +17,20 @@ use crate::platform;
 /// operator has not asked for plain output (NO_COLOR, TERM=dumb).
 pub fn allowed() -> bool {
     platform::color_allowed(platform::stderr_is_terminal())
+}
+
+/// The spinner on screen, for lines written to stderr from elsewhere (an
+/// interruption's notice) to step around it.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Write to stderr without tearing the spinner: it is taken off, `write`
+/// runs, and it is drawn again below.
+pub fn around(write: impl FnOnce()) {
+    let shown = SHOWN.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match shown {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
 }
 
 /// The spinner of the phase that is running, if any.
@@ -48,6 +63,7 @@ impl Spinner {
             .with_prefix(self.label.clone());
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.enable_steady_tick(Duration::from_millis(120));
+        *SHOWN.lock().unwrap_or_else(|p| p.into_inner()) = Some(bar.clone());
         self.bar = Some(bar);
     }
 
@@ -87,6 +103,7 @@ impl Spinner {
     /// line, leaving nothing behind.
     pub fn clear(&mut self) {
         if let Some(bar) = self.bar.take() {
+            SHOWN.lock().unwrap_or_else(|p| p.into_inner()).take();
             bar.finish_and_clear();
         }
     }

@@ -218,7 +218,11 @@ fn no_color_and_no_terminal_get_no_escape_codes() {
     );
 
     estate.edit(|v| v["sites"]["Site2"]["route"] = json!("EdgeServer1.contoso.com"));
-    let out = failover(&topology).yes().env("NO_COLOR", "").run();
+    let out = failover(&topology)
+        .dry_run()
+        .env("NO_COLOR", "")
+        .run()
+        .code(4);
     assert!(!out.stdout.contains('\x1b'), "{out:?}");
     assert!(!out.stderr.contains('\x1b'), "{out:?}");
     assert!(out.stdout.contains("steps: "), "{out:?}");
@@ -416,44 +420,8 @@ fn validate_lists_every_finding_as_json() {
     ));
 }
 
-/// A rehearsal drill: the failed run's end is inside rehearsal_resume, so
-/// the stream has exactly one run_finished.
-#[test]
-fn a_rehearsal_with_a_drill_ends_with_one_run_finished() {
-    let topology = repo().join("runbooks/contoso.yaml");
-    let out = Run::rehearse(&topology)
-        .from("EdgePool1")
-        .to("EdgePool2")
-        .inject("route-fails")
-        .delay_ms(0)
-        .json()
-        .run()
-        .code(0);
-    let events = out.events();
-    assert_eq!(events.run_endings().len(), 1, "{}", out.stdout);
-    assert_eq!(out.run_finished().0, RunOutcome::Completed);
-    let resume = events
-        .iter()
-        .find_map(|e| match e {
-            Event::RehearsalResume { message, .. } => Some(message.clone()),
-            _ => None,
-        })
-        .expect("rehearsal_resume");
-    assert!(resume.contains("route.set failed"), "{resume}");
-    // The rehearsal accepts its self-signed certificate explicitly: the
-    // step's summary, which the human report always prints, says so.
-    let federation = events.last_finished(edgefail::steps::StepId::FederationCheck);
-    assert!(
-        federation
-            .summary
-            .contains("certificate chain is NOT trusted"),
-        "{}",
-        federation.json()
-    );
-}
-
-/// The schemas: the example topology and a recorded run validate against
-/// them; a topology with an inline secret or a wrong type does not.
+/// The schemas: the example topology and a recorded run (a drill, which
+/// ends with one run_finished) validate against them; a topology with an inline secret or a wrong type does not.
 #[test]
 fn the_schemas_validate_the_example_and_a_recorded_run() {
     let schema = |what: &str| -> Value {
@@ -479,11 +447,34 @@ fn the_schemas_validate_the_example_and_a_recorded_run() {
     let recorded = Run::rehearse(&example)
         .from("EdgePool1")
         .to("EdgePool2")
-        .inject("stop-fails")
+        .inject("route-fails")
         .delay_ms(0)
         .json()
         .run()
         .code(0);
+    // A drill's failed run ends inside rehearsal_resume: the stream has
+    // one run_finished, the rehearsal's.
+    let events = recorded.events();
+    assert_eq!(events.run_endings().len(), 1, "{}", recorded.stdout);
+    assert_eq!(recorded.run_finished().0, RunOutcome::Completed);
+    let resume = events
+        .iter()
+        .find_map(|e| match e {
+            Event::RehearsalResume { message, .. } => Some(message.clone()),
+            _ => None,
+        })
+        .expect("rehearsal_resume");
+    assert!(resume.contains("route.set failed"), "{resume}");
+    // The rehearsal accepts its self-signed certificate explicitly: the
+    // step's summary, which the human report always prints, says so.
+    let federation = events.last_finished(edgefail::steps::StepId::FederationCheck);
+    assert!(
+        federation
+            .summary
+            .contains("certificate chain is NOT trusted"),
+        "{}",
+        federation.json()
+    );
     let lines = recorded.json_lines();
     assert!(lines.len() > 20);
     for line in &lines {
@@ -542,18 +533,34 @@ fn every_help_has_examples_and_exit_codes() {
     assert!(plan.stdout.contains("  4    changes are pending"));
 }
 
-/// Durations: one form everywhere, bounded when read.
+/// Durations: one form everywhere, bounded when read. `--timestamps`:
+/// each step line starts with the UTC time its phase started; without it,
+/// none does.
 #[test]
-fn durations_take_one_form_and_are_bounded() {
+fn durations_take_one_form_and_are_bounded_and_timestamps_come_with_the_flag() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    for good in ["30s", "2m", "45"] {
-        failover(&topology)
-            .dry_run()
-            .args(["--command-timeout", good, "--verify-timeout", good])
-            .run()
-            .code(4);
-    }
+    let stamped = |line: &str| {
+        let b = line.as_bytes();
+        b.len() > 14 && b[2] == b':' && b[5] == b':' && b[8] == b'.' && &line[12..15] == "Z ["
+    };
+    let out = failover(&topology)
+        .dry_run()
+        .args(["--command-timeout", "2m", "--verify-timeout", "45"])
+        .run()
+        .code(4);
+    assert!(!out.stdout.lines().any(stamped), "{}", out.stdout);
+    let out = failover(&topology)
+        .dry_run()
+        .args(["--verify-timeout", "30s", "--timestamps"])
+        .run()
+        .code(4);
+    let steps: Vec<&str> = out.stdout.lines().filter(|l| l.contains("/8] ")).collect();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|l| stamped(l)),
+        "{}",
+        out.stdout
+    );
     for bad in ["0", "0s", "25h", "18446744073709551615", "ten", "500ms"] {
         let out = failover(&topology)
             .dry_run()
@@ -616,31 +623,6 @@ fn a_closed_stdout_ends_quietly() {
         assert_eq!(status.code(), Some(code), "{args}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args}: {stderr}");
     }
-}
-
-/// `--timestamps`: each step line starts with the UTC time its phase
-/// started; without it, none does.
-#[test]
-fn timestamps_come_with_the_flag() {
-    let estate = Estate::new(0);
-    let topology = estate.topology();
-    let stamped = |line: &str| {
-        let b = line.as_bytes();
-        b.len() > 14 && b[2] == b':' && b[5] == b':' && b[8] == b'.' && &line[12..15] == "Z ["
-    };
-    let out = failover(&topology)
-        .dry_run()
-        .arg("--timestamps")
-        .run()
-        .code(4);
-    let steps: Vec<&str> = out.stdout.lines().filter(|l| l.contains("/8] ")).collect();
-    assert!(
-        !steps.is_empty() && steps.iter().all(|l| stamped(l)),
-        "{}",
-        out.stdout
-    );
-    let out = failover(&topology).dry_run().run().code(4);
-    assert!(!out.stdout.lines().any(stamped), "{}", out.stdout);
 }
 
 /// probe's JSON document says what it is.
