@@ -387,6 +387,20 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A rehearsal's delay: a duration as above, 0 allowed, at most 10s.
+fn delay(text: &str) -> Result<Duration, String> {
+    if text.trim().parse::<u64>() == Ok(0)
+        || humantime::parse_duration(text.trim()).is_ok_and(|d| d.is_zero())
+    {
+        return Ok(Duration::ZERO);
+    }
+    let d = duration(text)?;
+    if d > Duration::from_secs(10) {
+        return Err("must be at most 10s".into());
+    }
+    Ok(d)
+}
+
 fn positive_duration(text: &str) -> Result<Duration, String> {
     duration(text)
 }
@@ -436,10 +450,14 @@ pub struct RehearseArgs {
     /// Practise a failure (see the drills below); repeatable.
     #[arg(long, value_name = "FAULT")]
     pub inject: Vec<String>,
-    /// How long each simulated command takes, in milliseconds (stopping and
-    /// starting services and setting the route: four times that).
-    #[arg(long, value_name = "MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(0..=10_000))]
-    pub delay_ms: u64,
+    /// How long each simulated command takes (300ms, 1s; 0 to 10s; stopping
+    /// and starting services and setting the route: four times that)
+    /// [default: 300ms].
+    #[arg(long, value_name = "DURATION", value_parser = delay)]
+    pub delay: Option<Duration>,
+    /// The same in milliseconds, as earlier versions took it.
+    #[arg(long, value_name = "MS", hide = true, conflicts_with = "delay", value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub delay_ms: Option<u64>,
     /// human: readable report; json: JSON Lines events (see README).
     #[arg(long, value_enum, default_value = "human")]
     pub output: Output,

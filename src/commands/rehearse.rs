@@ -43,7 +43,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         real,
         from: &from,
         to: &to,
-        delay: Duration::from_millis(args.delay_ms),
+        delay: delay_of(&args),
         drills: &drills,
     })
     .await
@@ -140,6 +140,14 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
     once(resume, false).await
 }
 
+/// How long each simulated command takes: --delay, or the older
+/// --delay-ms, else 300 ms.
+fn delay_of(args: &RehearseArgs) -> Duration {
+    args.delay
+        .or(args.delay_ms.map(Duration::from_millis))
+        .unwrap_or(Duration::from_millis(300))
+}
+
 /// The reporters, less the run's `run_finished`, which it keeps.
 struct HoldEnd {
     inner: event::Emitter,
@@ -195,7 +203,7 @@ fn announcement(args: &RehearseArgs, real: &Topology, stage: &Stage, drills: &[D
             },
             tsig_key: t.dns.tsig.as_ref().map(|k| k.name.clone()),
         },
-        delay_ms: args.delay_ms,
+        delay_ms: u64::try_from(delay_of(args).as_millis()).unwrap_or(u64::MAX),
         command_timeout_secs: t.timeouts.command_secs,
         drills: drills.iter().map(Drill::describe).collect(),
     }))

@@ -573,6 +573,13 @@ fn durations_take_one_form_and_are_bounded_and_timestamps_come_with_the_flag() {
         .args(["--connect-timeout", "99999999999"])
         .run()
         .code(2);
+    let out = Run::rehearse(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .args(["--delay", "11s"])
+        .run()
+        .code(2);
+    assert!(out.stderr.contains("at most 10s"), "{out:?}");
 }
 
 /// A closed stdout: no panic, a quiet end (exit 0 for commands that only
