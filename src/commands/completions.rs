@@ -16,12 +16,22 @@ pub fn completions(args: &CompletionsArgs) -> CommandResult {
     Ok(Exit::Ok)
 }
 
+/// edgefail(1), then a page per subcommand (edgefail-plan and so on) with
+/// its options, examples and exit codes, in one roff stream.
 pub fn man() -> CommandResult {
-    let command = Cli::command();
+    let mut command = Cli::command();
+    command.build();
     let mut out = Vec::new();
-    clap_mangen::Man::new(command)
+    clap_mangen::Man::new(command.clone())
         .render(&mut out)
         .or_exit(Exit::StepFailed)?;
+    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+        let title = format!("edgefail-{}", sub.get_name());
+        clap_mangen::Man::new(sub.clone())
+            .title(title)
+            .render(&mut out)
+            .or_exit(Exit::StepFailed)?;
+    }
     report::write_stdout(&out);
     Ok(Exit::Ok)
 }

@@ -504,6 +504,9 @@ fn completions_and_man_page_are_generated() {
     let man = Run::new(["man"]).run().code(0);
     assert!(man.stdout.starts_with(".ie") || man.stdout.contains(".TH edgefail"));
     assert!(man.stdout.contains("failover"), "{man:?}");
+    // A page per subcommand, with its exit codes.
+    assert!(man.stdout.contains(".TH edgefail-plan 1"), "{man:?}");
+    assert!(man.stdout.matches("Exit codes:").count() >= 10, "{man:?}");
     Run::new(["completions", "cmd"]).run().code(2);
 }
 
