@@ -40,7 +40,16 @@
 //!   (`[{fqdn, pool, real, rehearsal}]`), `dns` (`primary` and
 //!   `authoritative`, each `{real, rehearsal}`, and `tsig_key`),
 //!   `delay_ms`, `command_timeout_secs`, `drills`.
-//! - `rehearsal_resume`: `failed_exit_code`, `command` (what an operator
+//! - `error`: `exit_code`, `message`: the command ended in an error outside
+//!   a run (a missing file, an unknown pool, a refused resume, a usage
+//!   error); the last line.
+//! - `finding` (`validate` only): `level` ("error" | "warning" | "note"),
+//!   `message`, `file`, `line`, `column`, `field`: one per problem, in file
+//!   order; then `validated`: `file`, `valid`, `errors`, `warnings`,
+//!   `notes` (an invalid file then ends with `error`, exit 2).
+//! - `rehearsal_resume`: `failed_exit_code`, `message` (how the drill's
+//!   run ended; its own `run_finished` is not repeated: one per
+//!   rehearsal), `command` (what an operator
 //!   would type), `why` (present when no `--resume` was possible).
 //!
 //! Every step event carries the step's stable id in `step`: pool.deployed,
@@ -50,12 +59,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub const FORMAT: u32 = 1;
 
 /// Stable step ids: they appear in JSON output, journals and `--skip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum StepId {
     #[serde(rename = "pool.deployed")]
     PoolDeployed,
@@ -124,7 +134,7 @@ impl std::fmt::Display for StepId {
 /// compares these with what the operator confirmed (the plan, or an
 /// approved plan file) before applying the step: if they differ, the world
 /// moved since, and the step is not applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Seen {
     pub what: String,
     pub value: String,
@@ -135,7 +145,7 @@ pub struct Seen {
 pub const OLD_TTL: &str = "largest TTL of the old records on any server (seconds)";
 
 /// The approved plan file a failover applies (`failover --plan FILE`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ApprovedPlan {
     pub path: String,
     /// The plan file's own checksum (its `checksum` field).
@@ -145,14 +155,14 @@ pub struct ApprovedPlan {
 }
 
 /// One value that a step would change, old -> new.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Change {
     pub what: String,
     pub old: String,
     pub new: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Check,
@@ -160,7 +170,9 @@ pub enum Phase {
     Verify,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     AlreadyDone,
@@ -190,7 +202,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
     NothingToDo,
@@ -207,14 +219,14 @@ pub enum RunOutcome {
     PlanMismatch,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StepInfo {
     pub step: StepId,
     pub number: usize,
     pub title: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[expect(
     clippy::large_enum_variant,
@@ -294,14 +306,37 @@ pub enum Event {
     /// `edgefail rehearse` resumes after a drill's failure.
     RehearsalResume {
         failed_exit_code: i32,
+        /// How the drill's run ended (its `run_finished` message, which is
+        /// in its journal but not repeated on the stream).
+        #[serde(default)]
+        message: String,
         command: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
     },
+    /// A command ended in an error without a run's own end (a missing
+    /// file, an unknown pool, a refused resume, a usage error): the last
+    /// line under `--output json`.
+    Error { exit_code: i32, message: String },
+    /// `validate --output json`: one problem in the topology file.
+    Finding {
+        level: Level,
+        message: String,
+        #[serde(flatten)]
+        at: Location,
+    },
+    /// `validate --output json`, last line: the verdict.
+    Validated {
+        file: String,
+        valid: bool,
+        errors: usize,
+        warnings: usize,
+        notes: usize,
+    },
 }
 
 /// Where a warning comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Topology,
@@ -309,9 +344,11 @@ pub enum Origin {
     Lock,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
+    /// Only in `finding` events: the file is invalid.
+    Error,
     Warning,
     Note,
 }
@@ -319,6 +356,7 @@ pub enum Level {
 impl Level {
     pub fn as_str(self) -> &'static str {
         match self {
+            Level::Error => "error",
             Level::Warning => "warning",
             Level::Note => "note",
         }
@@ -326,7 +364,7 @@ impl Level {
 }
 
 /// A place in a topology file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Location {
     pub file: String,
     pub line: usize,
@@ -335,13 +373,13 @@ pub struct Location {
 }
 
 /// A real address or port and the rehearsal's stand-in for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Mapped<R, S> {
     pub real: R,
     pub rehearsal: S,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MappedServer {
     pub fqdn: String,
     pub pool: String,
@@ -349,7 +387,7 @@ pub struct MappedServer {
     pub rehearsal: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RehearsalDns {
     pub primary: Mapped<Option<String>, String>,
     pub authoritative: Mapped<Vec<String>, Vec<String>>,
@@ -357,7 +395,7 @@ pub struct RehearsalDns {
 }
 
 /// What a rehearsal simulates and where it put everything.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Rehearsal {
     pub format: u32,
     pub from: String,
@@ -372,9 +410,24 @@ pub struct Rehearsal {
     pub drills: Vec<String>,
 }
 
+/// What a running phase shows while it waits: for a terminal's live
+/// progress only, never journaled nor part of the JSON stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The phase gives up this long after it started (a verify deadline).
+    Deadline(std::time::Duration),
+    /// Each command of the phase may run this long (the command timeout).
+    CommandTimeout(std::time::Duration),
+    /// The latest reading of what the phase waits for.
+    Reading(String),
+}
+
 /// Anything that consumes events: a reporter, the journal.
 pub trait Sink: Send {
     fn event(&mut self, event: &Event);
+
+    /// A running phase's progress; most sinks have no use for it.
+    fn progress(&mut self, _progress: &Progress) {}
 }
 
 /// Fan one event stream out to several sinks.
@@ -385,6 +438,12 @@ impl Sink for Sinks {
     fn event(&mut self, event: &Event) {
         for s in &mut self.0 {
             s.event(event);
+        }
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        for s in &mut self.0 {
+            s.progress(progress);
         }
     }
 }
@@ -409,6 +468,12 @@ impl Emitter {
         sinks.event(event);
     }
 
+    /// Tell the sinks how the running phase is getting on.
+    pub fn progress(&self, progress: &Progress) {
+        let mut sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.progress(progress);
+    }
+
     /// Add a sink (the journal, once it is open).
     pub fn add(&self, sink: Box<dyn Sink>) {
         let mut sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -419,6 +484,10 @@ impl Emitter {
 impl Sink for Emitter {
     fn event(&mut self, event: &Event) {
         self.emit(event);
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        Emitter::progress(self, progress);
     }
 }
 

@@ -5,8 +5,8 @@
 //! the README's Architecture section and `tests/it/house.rs`):
 //! `commands` -> `settings` -> `engine` -> `report` -> `cli` -> `journal`,
 //! `lock`, `planfile`, `changerecord`, `export` -> `sim` -> `estate` -> `steps` -> `lync` ->
-//! `transport`, `dns`, `xmpp` ->
-//! `powershell` -> `event`, `topology`, `secret`, `names`, `operator`,
+//! `transport`, `dns`, `xmpp` -> `powershell` -> `event`, `escape`, `topology`, `secret`,
+//! `names`, `operator`,
 //! `cancel`, `platform`, `exit`.
 
 pub mod cancel;
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod commands;
 pub mod dns;
 pub mod engine;
+pub mod escape;
 pub mod estate;
 pub mod event;
 pub mod exit;

@@ -4,7 +4,10 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cli = edgefail::cli::Cli::parse();
+    let cli = match edgefail::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => edgefail::report::command_line_error(e),
+    };
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -15,6 +18,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // No escape sequences into a pipe, a log, or past NO_COLOR.
+        .with_ansi(edgefail::platform::color_allowed(
+            edgefail::platform::stderr_is_terminal(),
+        ))
         .with_target(false)
         .init();
     let exit = match tokio::runtime::Runtime::new() {

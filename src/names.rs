@@ -137,15 +137,7 @@ pub fn ps_literal(value: &str) -> String {
 /// Show a name in an error message without letting control characters
 /// (newlines, escapes) reshape the terminal output.
 pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::escape::terminal(s).into_owned()
 }
 
 fn describe_char(c: char) -> String {

@@ -440,6 +440,17 @@ pub fn stdin_is_terminal() -> bool {
     io::stdin().is_terminal()
 }
 
+/// The width of the terminal stdout writes to, in columns; None when
+/// stdout is not a terminal (a pipe or a file gets whole lines).
+pub fn stdout_width() -> Option<usize> {
+    if !stdout_is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(io::stdout())
+        .map(|(terminal_size::Width(w), _)| usize::from(w))
+        .filter(|w| *w >= 20)
+}
+
 /// Whether output to a stream may carry colour: only to a terminal
 /// (`stream_is_terminal`), not when NO_COLOR is set to anything non-empty
 /// (no-color.org), not on TERM=dumb, and on Windows only once the console

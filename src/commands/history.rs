@@ -2,7 +2,7 @@
 
 use anyhow::anyhow;
 
-use crate::cli::{HistoryArgs, Output};
+use crate::cli::HistoryArgs;
 use crate::event::Origin;
 use crate::exit::{CommandResult, Exit, OrExit};
 use crate::journal;
@@ -13,7 +13,8 @@ use crate::settings;
 pub fn run(args: HistoryArgs) -> CommandResult {
     let path = settings::journal_path(&args.topology.path, &args.journal);
     let contents = journal::read(&path).or_exit(Exit::Usage)?;
-    let events = super::events(Output::Human, false);
+    // Journal problems go where the output goes (JSON: `warning` lines).
+    let events = super::events(args.output, false);
     for p in &contents.problems {
         events.emit(&super::warning(Origin::Journal, p.clone()));
     }

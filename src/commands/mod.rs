@@ -4,12 +4,14 @@
 //! [`Failed`] saying why not), which `main` maps to the exit code.
 
 mod change_report;
+mod completions;
 mod export;
 mod failover;
 mod history;
 mod plan;
 mod probe;
 mod rehearse;
+pub mod schema;
 mod show;
 mod status;
 mod unlock;
@@ -30,21 +32,76 @@ use crate::platform;
 use crate::report;
 use crate::settings::{self, RunSettings};
 
-/// Run the command the command line names.
+/// Run the command the command line names. Under `--output json` a
+/// command that fails says so last on stdout, as an `error` event with its
+/// exit code (and on stderr, as always).
 pub async fn run(cli: Cli) -> CommandResult {
     let verbose = cli.verbose > 0;
-    match cli.command {
-        Command::Validate(t) => validate::run(&t.path),
+    report::set_timestamps(cli.timestamps);
+    let output = output_of(&cli.command);
+    let result = match cli.command {
+        Command::Validate(args) => {
+            report::end_on_closed_stdout();
+            validate::run(&args)
+        }
         Command::Plan(args) => plan::run(args, verbose).await,
         Command::Failover(args) => failover::run(args, verbose).await,
-        Command::History(args) => history::run(args),
+        Command::History(args) => {
+            report::end_on_closed_stdout();
+            history::run(args)
+        }
         Command::Unlock(args) => unlock::run(args).await,
         Command::Probe(args) => probe::run(args).await,
         Command::Rehearse(args) => rehearse::run(args, verbose).await,
+        Command::Schema(args) => {
+            report::end_on_closed_stdout();
+            schema::run(&args)
+        }
+        Command::Completions(args) => {
+            report::end_on_closed_stdout();
+            completions::completions(&args)
+        }
+        Command::Man => {
+            report::end_on_closed_stdout();
+            completions::man()
+        }
         Command::Status(args) => status::run(args).await,
-        Command::Show(args) => show::run(args),
-        Command::Report(args) => change_report::run(args),
-        Command::Export(args) => export::run(args),
+        Command::Show(args) => {
+            report::end_on_closed_stdout();
+            show::run(args)
+        }
+        Command::Report(args) => {
+            report::end_on_closed_stdout();
+            change_report::run(args)
+        }
+        Command::Export(args) => {
+            report::end_on_closed_stdout();
+            export::run(args)
+        }
+    };
+    if let (Err(failed), Output::Json) = (&result, output) {
+        report::reporter(Output::Json, false).event(&report::error_event(failed));
+    }
+    result
+}
+
+/// The output a command was asked for (human where it has no choice).
+fn output_of(command: &Command) -> Output {
+    match command {
+        Command::Validate(a) => a.output,
+        Command::Plan(a) => a.plan.output,
+        Command::Status(a) => a.output,
+        Command::Show(a) => a.output,
+        Command::Failover(a) => a.plan.output,
+        Command::History(a) => a.output,
+        Command::Probe(a) => a.output,
+        Command::Rehearse(a) => a.output,
+        Command::Unlock(_)
+        | Command::Report(_)
+        | Command::Export(_)
+        | Command::Schema(_)
+        | Command::Completions(_)
+        | Command::Man => Output::Human,
     }
 }
 

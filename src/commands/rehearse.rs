@@ -3,7 +3,7 @@
 //! `failover`, with drills that break one part on purpose and the resume an
 //! operator would then run.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cli::RehearseArgs;
@@ -45,7 +45,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         real,
         from: &from,
         to: &to,
-        delay: Duration::from_millis(args.delay_ms),
+        delay: delay_of(&args),
         drills: &drills,
     })
     .await
@@ -59,10 +59,21 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
     let journal_file = stage.journal_path();
     let topology_path = args.topology.path.display().to_string();
     let operator = super::operator_name();
-    let once = |resume| {
+    // A drill's failed run is followed by the resumed one: its end goes to
+    // its journal, and to the operator inside `rehearsal_resume`, so that
+    // the stream has one `run_finished`, the rehearsal's.
+    let held: Arc<Mutex<Option<Event>>> = Arc::default();
+    let once = |resume, hold: bool| {
         let ctx = stage.ctx(&from, &to, opts.clone());
         let journal_file = journal_file.clone();
-        let events = events.clone();
+        let events: Box<dyn event::Sink> = if hold {
+            Box::new(HoldEnd {
+                inner: events.clone(),
+                held: held.clone(),
+            })
+        } else {
+            Box::new(events.clone())
+        };
         let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
         async move {
             let ctx = ctx
@@ -71,10 +82,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             let run_id = super::new_run_id();
             let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
             // Each run gets the reporter and its own journal handle.
-            let run_events = event::Emitter::new(event::Sinks(vec![
-                Box::new(events.clone()) as Box<dyn event::Sink>,
-                Box::new(journal),
-            ]));
+            let run_events = event::Emitter::new(event::Sinks(vec![events, Box::new(journal)]));
             let ctx = ctx.with_events(run_events);
             let finish = runner::run(runner::Run {
                 ctx: &ctx,
@@ -101,23 +109,49 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
             report::status::status(&status, args.output);
         }
     };
-    let code = once(None).await?;
+    let code = once(None, !drills.is_empty()).await?;
+    let first_end = held.lock().unwrap_or_else(|p| p.into_inner()).take();
     show_status().await;
     let code = if code == Exit::Ok || drills.is_empty() {
+        if let Some(end) = first_end {
+            events.emit(&end);
+        }
         code
     } else {
-        let resume = resume_after_drill(
-            code,
-            &stage,
-            &journal_file,
-            &loaded.text,
-            &from,
-            &to,
-            &topology_path,
-            &events,
-        )
-        .await?;
-        let code = once(resume).await?;
+        let message = match first_end {
+            Some(Event::RunFinished { message, .. }) => message,
+            _ => String::new(),
+        };
+        stage.clear().await;
+        let (found, problems) =
+            settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
+        for p in problems {
+            events.emit(&super::warning(Origin::Journal, p));
+        }
+        let resume = match found {
+            Ok(r) => {
+                events.emit(&Event::RehearsalResume {
+                    failed_exit_code: code.code(),
+                    message: message.clone(),
+                    command: format!("edgefail failover --resume -t {topology_path}"),
+                    why: None,
+                });
+                Some(r)
+            }
+            Err(why) => {
+                events.emit(&Event::RehearsalResume {
+                    failed_exit_code: code.code(),
+                    message,
+                    command: format!(
+                        "edgefail failover -t {topology_path} --from {from} --to {to}"
+                    ),
+                    // The reason, without the "cannot resume" it comes with.
+                    why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
+                });
+                None
+            }
+        };
+        let code = once(resume, false).await?;
         show_status().await;
         code
     };
@@ -151,47 +185,32 @@ fn write_report(
     Ok(())
 }
 
-/// After a drill's failure: clear the fault and find the run to resume, as
-/// an operator would.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the rehearsal's settled parts, passed once"
-)]
-async fn resume_after_drill(
-    code: Exit,
-    stage: &Stage,
-    journal_file: &std::path::Path,
-    text: &str,
-    from: &str,
-    to: &str,
-    topology_path: &str,
-    events: &event::Emitter,
-) -> Result<Option<crate::engine::resume::Resume>, crate::exit::Failed> {
-    stage.clear().await;
-    let (found, problems) = settings::find_resume(journal_file, text, Some(from), Some(to));
-    for p in problems {
-        events.emit(&super::warning(Origin::Journal, p));
+/// How long each simulated command takes: --delay, or the older
+/// --delay-ms, else 300 ms.
+fn delay_of(args: &RehearseArgs) -> Duration {
+    args.delay
+        .or(args.delay_ms.map(Duration::from_millis))
+        .unwrap_or(Duration::from_millis(300))
+}
+
+/// The reporters, less the run's `run_finished`, which it keeps.
+struct HoldEnd {
+    inner: event::Emitter,
+    held: Arc<Mutex<Option<Event>>>,
+}
+
+impl event::Sink for HoldEnd {
+    fn event(&mut self, event: &Event) {
+        if matches!(event, Event::RunFinished { .. }) {
+            *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(event.clone());
+        } else {
+            self.inner.emit(event);
+        }
     }
-    let resume = match found {
-        Ok(r) => {
-            events.emit(&Event::RehearsalResume {
-                failed_exit_code: code.code(),
-                command: format!("edgefail failover --resume -t {topology_path}"),
-                why: None,
-            });
-            Some(r)
-        }
-        Err(why) => {
-            events.emit(&Event::RehearsalResume {
-                failed_exit_code: code.code(),
-                command: format!("edgefail failover -t {topology_path} --from {from} --to {to}"),
-                // The reason, without the "cannot resume" it comes with.
-                why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
-            });
-            None
-        }
-    };
-    Ok(resume)
+
+    fn progress(&mut self, progress: &event::Progress) {
+        self.inner.progress(progress);
+    }
 }
 
 /// What the rehearsal simulates and where it put everything.
@@ -229,7 +248,7 @@ fn announcement(args: &RehearseArgs, real: &Topology, stage: &Stage, drills: &[D
             },
             tsig_key: t.dns.tsig.as_ref().map(|k| k.name.clone()),
         },
-        delay_ms: args.delay_ms,
+        delay_ms: u64::try_from(delay_of(args).as_millis()).unwrap_or(u64::MAX),
         command_timeout_secs: t.timeouts.command_secs,
         drills: drills.iter().map(Drill::describe).collect(),
     }))

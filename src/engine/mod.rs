@@ -183,6 +183,9 @@ impl<'a> Engine<'a> {
             phase: Phase::Check,
             at: event::now(),
         });
+        self.ctx.progress(event::Progress::CommandTimeout(
+            self.ctx.opts.command_timeout,
+        ));
         if self.skip.contains(&id) {
             self.emit(Event::PhaseFinished {
                 step: id,
@@ -307,6 +310,9 @@ impl<'a> Engine<'a> {
             phase: Phase::Apply,
             at: event::now(),
         });
+        self.ctx.progress(event::Progress::CommandTimeout(
+            self.ctx.opts.command_timeout,
+        ));
         let applied = step.apply(self.ctx).await;
         let ms = at.elapsed().as_millis() as u64;
         match applied {

@@ -14,6 +14,9 @@ use crate::names::printable;
 /// One run in `history --output json`.
 #[derive(Debug, Serialize)]
 struct Line<'a> {
+    /// Always "run": the line's kind, as events have.
+    #[serde(rename = "type")]
+    kind: &'static str,
     run_id: &'a str,
     command: &'a str,
     dry_run: bool,
@@ -59,6 +62,7 @@ pub fn list(path: &Path, contents: &Contents, output: Output) {
         let outcome = run.finished();
         if output == Output::Json {
             let line = Line {
+                kind: "run",
                 run_id: &run.run_id,
                 command,
                 dry_run: *dry_run,

@@ -1,38 +1,91 @@
-//! The human reporter: one line per step phase with its outcome and time,
-//! changes as a diff, and a closing summary on stdout; warnings and what the
-//! operator must do on stderr; what a rehearsal simulates before the run.
+//! The human reporter: the plan once, then for each step its apply and
+//! verify lines (a check right before applying only where it found
+//! something other than the plan), changes as a diff, long lines wrapped to
+//! the terminal, and a closing summary that counts steps changed and
+//! verified, on stdout; warnings and what the operator must do on stderr;
+//! a spinner with the latest reading while a phase runs (a terminal only);
+//! what a rehearsal simulates before the run. Every text that came from
+//! outside is escaped before it is written.
 
+use std::collections::HashMap;
 use std::io::Write;
 
-use crate::event::{Event, Outcome, Phase, Rehearsal, RunOutcome, Sink};
+use super::progress::Spinner;
+use crate::escape::terminal as esc;
+use crate::event::{Change, Event, Outcome, Phase, Progress, Rehearsal, RunOutcome, Sink, StepId};
+
+/// How the human report looks, settled once per process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Colour the outcomes (a terminal, NO_COLOR unset).
+    pub color: bool,
+    /// Show every step's details, not only those of trouble.
+    pub verbose: bool,
+    /// Draw a spinner on stderr while a phase runs.
+    pub progress: bool,
+    /// Start each step line with the time its phase started (UTC).
+    pub timestamps: bool,
+    /// Wrap long lines to this many columns.
+    pub width: Option<usize>,
+}
+
+/// What the plan said of a step, to tell whether the check right before
+/// applying found the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Planned {
+    outcome: Outcome,
+    changes: Vec<Change>,
+}
 
 pub struct Human<W: Write + Send> {
     out: W,
-    color: bool,
-    verbose: bool,
-    progress: bool,
+    style: Style,
     total: usize,
-    /// The number of the last step reported, to see where the run's own
-    /// checks start again after the plan.
-    last_step: usize,
+    /// The plan's check of each step.
+    plan: HashMap<StepId, Planned>,
+    /// Checks are running again right before each apply.
+    running: bool,
+    /// The last outcome of each step, in the order steps were reported.
+    last: Vec<(StepId, Outcome)>,
+    applied: usize,
+    verified: usize,
+    /// When the running phase started (RFC 3339), for timestamps.
+    phase_at: String,
+    spinner: Spinner,
 }
 
 impl<W: Write + Send> Human<W> {
     /// `color`: the caller decides (a terminal, and NO_COLOR unset).
     pub fn new(out: W, color: bool, verbose: bool) -> Self {
+        Human::with_style(
+            out,
+            Style {
+                color,
+                verbose,
+                progress: super::progress::allowed(),
+                ..Style::default()
+            },
+        )
+    }
+
+    pub fn with_style(out: W, style: Style) -> Self {
         Human {
             out,
-            color,
-            verbose,
-            progress: crate::platform::stderr_is_terminal(),
+            style,
             total: 8,
-            last_step: 0,
+            plan: HashMap::new(),
+            running: false,
+            last: Vec::new(),
+            applied: 0,
+            verified: 0,
+            phase_at: String::new(),
+            spinner: Spinner::default(),
         }
     }
 
     fn paint(&self, outcome: Outcome) -> String {
         let word = outcome.as_str();
-        if !self.color {
+        if !self.style.color {
             return word.to_string();
         }
         let code = match outcome {
@@ -44,6 +97,118 @@ impl<W: Write + Send> Human<W> {
         };
         format!("\x1b[{code}m{word}\x1b[0m")
     }
+
+    /// Write `text` (already escaped) as lines no wider than the terminal:
+    /// the first after `first`, the rest after `indent` spaces.
+    fn wrapped(&mut self, first: &str, text: &str, indent: usize) -> std::io::Result<()> {
+        let lines = wrap(first, text, indent, self.style.width);
+        for line in lines {
+            writeln!(self.out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    fn stamp(&self) -> String {
+        if !self.style.timestamps {
+            return String::new();
+        }
+        // RFC 3339 UTC: the time of day is characters 11..23.
+        match self.phase_at.get(11..23) {
+            Some(t) => format!("{t}Z "),
+            None => String::new(),
+        }
+    }
+
+    fn remember(&mut self, step: StepId, outcome: Outcome) {
+        match self.last.iter_mut().find(|(s, _)| *s == step) {
+            Some(entry) => entry.1 = outcome,
+            None => self.last.push((step, outcome)),
+        }
+    }
+
+    /// The closing count: steps by how they ended, changes and
+    /// verifications (not phases).
+    fn tally(&self) -> String {
+        let mut by: Vec<(String, usize)> = Vec::new();
+        let mut add = |word: &str| match by.iter_mut().find(|(w, _)| w == word) {
+            Some(e) => e.1 += 1,
+            None => by.push((word.to_string(), 1)),
+        };
+        for (_, outcome) in &self.last {
+            match outcome {
+                // A step that was applied counts as changed and as verified
+                // (or not) below.
+                Outcome::Changed | Outcome::Verified => {}
+                Outcome::WouldChange if self.running => add("not run"),
+                o => add(o.as_str()),
+            }
+        }
+        let mut parts = Vec::new();
+        if self.applied > 0 || self.verified > 0 || self.running {
+            parts.push(format!("{} changed", self.applied));
+            parts.push(format!("{} verified", self.verified));
+        }
+        parts.extend(by.into_iter().map(|(w, n)| format!("{n} {w}")));
+        if parts.is_empty() {
+            "no steps".to_string()
+        } else {
+            format!("steps: {}", parts.join(", "))
+        }
+    }
+}
+
+/// Greedy word wrap of `text` after `first`, continuing after `indent`
+/// spaces; words longer than a line are cut. No width: one line.
+fn wrap(first: &str, text: &str, indent: usize, width: Option<usize>) -> Vec<String> {
+    let Some(width) = width else {
+        return vec![format!("{first}{text}")];
+    };
+    let pad = " ".repeat(indent);
+    let mut lines = Vec::new();
+    let mut line = first.to_string();
+    let mut len = visible_len(first);
+    let mut fresh = true;
+    for word in text.split(' ') {
+        let wlen = word.chars().count();
+        if !fresh && len + 1 + wlen > width {
+            lines.push(std::mem::replace(&mut line, pad.clone()));
+            len = indent;
+            fresh = true;
+        }
+        if !fresh {
+            line.push(' ');
+            len += 1;
+        }
+        let mut rest: Vec<char> = word.chars().collect();
+        while len + rest.len() > width && rest.len() > width.saturating_sub(indent).max(1) {
+            let room = width.saturating_sub(len).max(1);
+            let head: String = rest.drain(..room.min(rest.len())).collect();
+            line.push_str(&head);
+            lines.push(std::mem::replace(&mut line, pad.clone()));
+            len = indent;
+        }
+        let rest: String = rest.into_iter().collect();
+        len += rest.chars().count();
+        line.push_str(&rest);
+        fresh = false;
+    }
+    lines.push(line);
+    lines
+}
+
+/// Columns `s` takes, not counting colour sequences.
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut in_escape = false;
+    for c in s.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
 }
 
 fn phase_name(p: Phase) -> &'static str {
@@ -60,7 +225,13 @@ fn secs(ms: u64) -> String {
 
 impl<W: Write + Send> Sink for Human<W> {
     fn event(&mut self, event: &Event) {
+        // A closed stdout is seen by the next write of a command's own
+        // output (`report::say`) and ends the program there.
         let _ = self.write(event);
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        self.spinner.update(progress);
     }
 }
 
@@ -78,28 +249,38 @@ impl<W: Write + Send> Human<W> {
                 ..
             } => {
                 self.total = steps.len();
-                self.last_step = 0;
+                self.plan.clear();
+                self.last.clear();
+                self.running = false;
+                self.applied = 0;
+                self.verified = 0;
                 let mode = match (command.as_str(), dry_run) {
                     ("plan", _) => "plan",
                     (_, true) => "failover --dry-run",
                     _ => "failover",
                 };
-                writeln!(self.out, "edgefail {mode}: XMPP federation {from} -> {to}")?;
-                writeln!(self.out, "topology: {topology}")?;
+                writeln!(
+                    self.out,
+                    "edgefail {mode}: XMPP federation {} -> {}",
+                    esc(from),
+                    esc(to)
+                )?;
+                writeln!(self.out, "topology: {}", esc(topology))?;
                 if !skipped.is_empty() {
                     let ids: Vec<&str> = skipped.iter().map(|s| s.as_str()).collect();
                     writeln!(self.out, "skipping (by request): {}", ids.join(", "))?;
                 }
                 writeln!(self.out)?;
             }
-            Event::PhaseStarted { step, phase, .. } => {
-                if self.progress {
-                    eprintln!(
-                        "... [{}/{}] {step} {}",
+            Event::PhaseStarted { step, phase, at } => {
+                self.phase_at = at.clone();
+                if self.style.progress {
+                    self.spinner.start(format!(
+                        "[{}/{}] {step} {}",
                         step.number(),
                         self.total,
                         phase_name(*phase)
-                    );
+                    ));
                 }
             }
             Event::PhaseFinished {
@@ -112,56 +293,26 @@ impl<W: Write + Send> Human<W> {
                 duration_ms,
                 ..
             } => {
-                if *phase == Phase::Check && step.number() <= self.last_step {
-                    writeln!(
-                        self.out,
-                        "\nRunning: each step is checked again right before it is applied\n"
-                    )?;
-                }
-                self.last_step = step.number();
-                writeln!(
-                    self.out,
-                    "[{}/{}] {:<16} {:<6} {} ({}): {}",
-                    step.number(),
-                    self.total,
-                    step.as_str(),
-                    phase_name(*phase),
-                    self.paint(*outcome),
-                    secs(*duration_ms),
-                    summary
+                self.spinner.clear();
+                self.finished(
+                    *step,
+                    *phase,
+                    *outcome,
+                    summary,
+                    changes,
+                    details,
+                    *duration_ms,
                 )?;
-                if *phase == Phase::Check {
-                    for c in changes {
-                        writeln!(self.out, "        {}", c.what)?;
-                        writeln!(self.out, "          - {}", c.old)?;
-                        writeln!(self.out, "          + {}", c.new)?;
-                    }
-                }
-                let trouble = matches!(
-                    outcome,
-                    Outcome::Failed
-                        | Outcome::VerifyFailed
-                        | Outcome::Blocked
-                        | Outcome::CannotTell
-                );
-                if trouble || self.verbose {
-                    for d in details {
-                        writeln!(self.out, "        * {d}")?;
-                    }
-                }
             }
             Event::RunFinished {
                 outcome,
                 exit_code,
                 message,
-                counts,
                 duration_ms,
+                ..
             } => {
+                self.spinner.clear();
                 writeln!(self.out)?;
-                let parts: Vec<String> = counts
-                    .iter()
-                    .map(|(o, n)| format!("{n} {}", o.as_str()))
-                    .collect();
                 let head = match outcome {
                     RunOutcome::NothingToDo => "Nothing to do",
                     RunOutcome::ChangesPending => "Changes pending",
@@ -174,89 +325,280 @@ impl<W: Write + Send> Human<W> {
                     RunOutcome::Interrupted => "INTERRUPTED",
                     RunOutcome::PlanMismatch => "STOPPED: THE CONFIRMED PLAN NO LONGER MATCHES",
                 };
-                writeln!(self.out, "{head}: {message}")?;
+                let head = format!("{head}: ");
+                self.wrapped(&head, &esc(message), 2)?;
                 writeln!(
                     self.out,
-                    "phases: {}; finished in {} (exit {exit_code})",
-                    if parts.is_empty() {
-                        "none".to_string()
-                    } else {
-                        parts.join(", ")
-                    },
+                    "{}; finished in {} (exit {exit_code})",
+                    self.tally(),
                     secs(*duration_ms)
                 )?;
             }
             Event::Warning { .. } | Event::OperatorAction { .. } => {
+                // The terminal is the operator's now: no spinner over it.
+                self.spinner.clear();
                 super::to_stderr(event);
+            }
+            Event::Finding { .. } => super::to_stderr(event),
+            Event::Error { .. } | Event::Validated { .. } => {
+                // An error is said on stderr by `report::outcome`; validate
+                // says its verdict itself.
             }
             Event::Rehearsal(r) => self.rehearsal(r)?,
             Event::RehearsalResume {
                 failed_exit_code,
+                message,
                 command,
                 why,
             } => {
-                let why = why.as_ref().map(|w| format!("; {w}")).unwrap_or_default();
-                writeln!(
-                    self.out,
-                    "\nREHEARSAL: that is what the real run would show (exit {failed_exit_code}){why}. Fault cleared; now, as an operator would: {command}\n"
+                self.spinner.clear();
+                if !message.is_empty() {
+                    writeln!(self.out)?;
+                    self.wrapped("FAILED: ", &esc(message), 2)?;
+                }
+                let why = why
+                    .as_ref()
+                    .map(|w| format!("; {}", esc(w)))
+                    .unwrap_or_default();
+                writeln!(self.out)?;
+                self.wrapped(
+                    "",
+                    &format!(
+                        "REHEARSAL: that is what the real run would show (exit {failed_exit_code}){why}. Fault cleared; now, as an operator would: {}",
+                        esc(command)
+                    ),
+                    2,
                 )?;
+                writeln!(self.out)?;
             }
         }
         self.out.flush()
     }
-}
 
-impl<W: Write + Send> Human<W> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of one phase_finished event"
+    )]
+    fn finished(
+        &mut self,
+        step: StepId,
+        phase: Phase,
+        outcome: Outcome,
+        summary: &str,
+        changes: &[Change],
+        details: &[String],
+        duration_ms: u64,
+    ) -> std::io::Result<()> {
+        let mut note = "";
+        if phase == Phase::Check {
+            let seen = Planned {
+                outcome,
+                changes: changes.to_vec(),
+            };
+            match self.plan.get(&step) {
+                None if !self.running => {
+                    self.plan.insert(step, seen);
+                }
+                planned => {
+                    if !self.running {
+                        self.running = true;
+                        writeln!(
+                            self.out,
+                            "\nRunning: each step is checked again right before it is applied; only what differs from the plan is shown\n"
+                        )?;
+                    }
+                    if planned == Some(&seen) {
+                        self.remember(step, outcome);
+                        return Ok(());
+                    }
+                    note = " (differs from the plan)";
+                }
+            }
+        }
+        match outcome {
+            Outcome::Changed => self.applied += 1,
+            Outcome::Verified => self.verified += 1,
+            _ => {}
+        }
+        self.remember(step, outcome);
+        let first = format!(
+            "{}[{}/{}] {:<16} {:<6} {} ({}){note}: ",
+            self.stamp(),
+            step.number(),
+            self.total,
+            step.as_str(),
+            phase_name(phase),
+            self.paint(outcome),
+            secs(duration_ms),
+        );
+        self.wrapped(&first, &esc(summary), 8)?;
+        if phase == Phase::Check {
+            for c in changes {
+                self.wrapped("        ", &esc(&c.what), 10)?;
+                self.wrapped("          - ", &esc(&c.old), 12)?;
+                self.wrapped("          + ", &esc(&c.new), 12)?;
+            }
+        }
+        let trouble = matches!(
+            outcome,
+            Outcome::Failed | Outcome::VerifyFailed | Outcome::Blocked | Outcome::CannotTell
+        );
+        if trouble || self.style.verbose {
+            for d in details {
+                self.wrapped("        * ", &esc(d), 10)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Say at the top that this is a rehearsal, and where everything went.
     fn rehearsal(&mut self, r: &Rehearsal) -> std::io::Result<()> {
         let port = r.xmpp_port.rehearsal;
-        writeln!(
-            self.out,
-            "REHEARSAL of {} -> {} on {}: nothing real is contacted or changed.",
-            r.from, r.to, r.topology
+        self.wrapped(
+            "",
+            &format!(
+                "REHEARSAL of {} -> {} on {}: nothing real is contacted or changed.",
+                esc(&r.from),
+                esc(&r.to),
+                esc(&r.topology)
+            ),
+            2,
         )?;
         writeln!(
             self.out,
             "The estate is simulated inside this process, on loopback only (127.0.0.0/8):"
         )?;
+        let mut lines = Vec::new();
         for m in &r.servers {
-            writeln!(
-                self.out,
-                "  {} ({}): {} -> {}:{port}, with a simulated management shell and Lync services",
-                m.fqdn, m.pool, m.real, m.rehearsal
-            )?;
+            lines.push(format!(
+                "{} ({}): {} -> {}:{port}, with a simulated management shell and Lync services",
+                esc(&m.fqdn),
+                esc(&m.pool),
+                esc(&m.real),
+                m.rehearsal
+            ));
         }
-        writeln!(
-            self.out,
-            "  DNS primary {} -> {} (RFC 2136 with a TSIG key generated for this rehearsal)",
-            r.dns.primary.real.as_deref().unwrap_or("(none)"),
+        lines.push(format!(
+            "DNS primary {} -> {} (RFC 2136 with a TSIG key generated for this rehearsal)",
+            esc(r.dns.primary.real.as_deref().unwrap_or("(none)")),
             r.dns.primary.rehearsal
-        )?;
-        writeln!(
-            self.out,
-            "  DNS authoritative {} -> {} (a secondary that follows the primary)",
+        ));
+        lines.push(format!(
+            "DNS authoritative {} -> {} (a secondary that follows the primary)",
             if r.dns.authoritative.real.is_empty() {
                 "(none)".to_string()
             } else {
-                r.dns.authoritative.real.join(", ")
+                esc(&r.dns.authoritative.real.join(", ")).into_owned()
             },
             r.dns.authoritative.rehearsal.join(", ")
-        )?;
-        writeln!(
-            self.out,
-            "  XMPP port {} -> {port}; each Edge server listens only while its Lync services run, with a self-signed certificate for {} made for this rehearsal and accepted explicitly (xmpp.accept_untrusted_cert)",
-            r.xmpp_port.real, r.domain
-        )?;
-        writeln!(
-            self.out,
-            "  management shell -> simulated; each command takes {} ms (stopping and starting services, setting the route: {} ms); command timeout {}s",
+        ));
+        lines.push(format!(
+            "XMPP port {} -> {port}; each Edge server listens only while its Lync services run, with a self-signed certificate for {} made for this rehearsal and accepted explicitly (xmpp.accept_untrusted_cert)",
+            r.xmpp_port.real,
+            esc(&r.domain)
+        ));
+        lines.push(format!(
+            "management shell -> simulated; each command takes {} ms (stopping and starting services, setting the route: {} ms); command timeout {}s",
             r.delay_ms,
             r.delay_ms.saturating_mul(4),
             r.command_timeout_secs
-        )?;
+        ));
         if !r.drills.is_empty() {
-            writeln!(self.out, "  drills: {}", r.drills.join(", "))?;
+            lines.push(format!("drills: {}", esc(&r.drills.join(", "))));
+        }
+        for line in lines {
+            self.wrapped("  ", &line, 4)?;
         }
         writeln!(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_keeps_lines_within_the_width_and_indents_the_rest() {
+        let text = "one two three four five six seven eight nine ten eleven twelve";
+        let lines = wrap("[1/8] x: ", text, 4, Some(24));
+        assert!(lines.len() > 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 24), "{lines:?}");
+        assert!(lines[1].starts_with("    ") && !lines[1].starts_with("     "));
+        let joined: Vec<&str> = lines.iter().flat_map(|l| l.split_whitespace()).collect();
+        assert_eq!(joined.join(" "), format!("[1/8] x: {text}"));
+        assert_eq!(wrap("a: ", text, 4, None), vec![format!("a: {text}")]);
+    }
+
+    fn finished(step: StepId, phase: Phase, outcome: Outcome, summary: &str) -> Event {
+        Event::PhaseFinished {
+            step,
+            phase,
+            outcome,
+            summary: summary.into(),
+            changes: Vec::new(),
+            seen: Vec::new(),
+            details: vec!["detail \x1b[31mred".into()],
+            duration_ms: 100,
+        }
+    }
+
+    /// The plan once; a re-check only where it differs; apply and verify
+    /// lines; a summary of steps; outside text escaped.
+    #[test]
+    fn the_report_shows_the_plan_once_and_counts_steps() {
+        let mut out = Vec::new();
+        {
+            let mut human = Human::with_style(&mut out, Style::default());
+            let (stop, route) = (StepId::ServicesStop, StepId::RouteSet);
+            for e in [
+                finished(stop, Phase::Check, Outcome::WouldChange, "would stop"),
+                finished(
+                    route,
+                    Phase::Check,
+                    Outcome::WouldChange,
+                    "would set \u{202e}x",
+                ),
+                finished(stop, Phase::Check, Outcome::WouldChange, "would stop"),
+                finished(stop, Phase::Apply, Outcome::Changed, "stopped"),
+                finished(stop, Phase::Verify, Outcome::Verified, "all stopped"),
+                finished(route, Phase::Check, Outcome::Blocked, "the CMS is gone"),
+                Event::RunFinished {
+                    outcome: RunOutcome::Failed,
+                    exit_code: 1,
+                    message: "stopped at route.set".into(),
+                    counts: Default::default(),
+                    duration_ms: 1000,
+                },
+            ] {
+                human.event(&e);
+            }
+        }
+        let text = String::from_utf8(out).expect("UTF-8");
+        assert_eq!(text.matches("services.stop    check").count(), 1, "{text}");
+        assert!(
+            text.contains(
+                "route.set        check  blocked (0.1s) (differs from the plan): the CMS is gone"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("services.stop    apply  changed"), "{text}");
+        assert!(text.contains("would set \\u{202e}x"), "{text}");
+        assert!(text.contains("* detail \\u{1b}[31mred"), "{text}");
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(
+            text.contains("steps: 1 changed, 1 verified, 1 blocked;"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_word_longer_than_the_line_is_cut() {
+        let long = "x".repeat(70);
+        let lines = wrap("* ", &long, 2, Some(30));
+        assert!(lines.iter().all(|l| l.chars().count() <= 30), "{lines:?}");
+        assert_eq!(lines.concat().matches('x').count(), 70);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cancel::Cancel;
-use crate::event::{Emitter, Event};
+use crate::event::{Emitter, Event, Progress};
 use crate::lync::Machine;
 use crate::operator::{Absent, Operator};
 use crate::topology::{Pool, PoolRef, Server, Site, Topology};
@@ -154,6 +154,11 @@ impl Ctx {
 
     pub fn emit(&self, event: Event) {
         self.events.emit(&event);
+    }
+
+    /// Tell a terminal how the running phase is getting on.
+    pub fn progress(&self, progress: Progress) {
+        self.events.progress(&progress);
     }
 
     fn at(&self, (s, p): (usize, usize)) -> PoolRef<'_> {

@@ -323,9 +323,11 @@ where
     let deadline = started + ctx.opts.verify_timeout;
     let mut pause = ctx.opts.poll;
     let mut reads = 0u32;
+    ctx.progress(crate::event::Progress::Deadline(ctx.opts.verify_timeout));
     loop {
         let seen = observe().await;
         reads += 1;
+        ctx.progress(crate::event::Progress::Reading(seen.summary.clone()));
         let elapsed = started.elapsed().as_secs_f64();
         if seen.holds {
             return Verified {

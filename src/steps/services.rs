@@ -62,6 +62,22 @@ where
     F: Fn(Arc<Machine>) -> Fut,
     Fut: Future<Output = T> + Send + 'static,
 {
+    on_each_telling(ctx, machines, None, job).await
+}
+
+/// As [`on_each`], telling a terminal "N of M server(s) <done>" as each
+/// machine's job ends.
+async fn on_each_telling<T, F, Fut>(
+    ctx: &Ctx,
+    machines: &[Arc<Machine>],
+    done: Option<&str>,
+    job: F,
+) -> Vec<(Arc<Machine>, Option<T>)>
+where
+    T: Send + 'static,
+    F: Fn(Arc<Machine>) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(ctx.opts.parallel.max(1)));
     let mut set = JoinSet::new();
     for (i, m) in machines.iter().enumerate() {
@@ -78,7 +94,15 @@ where
         });
     }
     let mut out: Vec<Option<T>> = machines.iter().map(|_| None).collect();
+    let mut ended = 0;
     while let Some(joined) = set.join_next().await {
+        ended += 1;
+        if let Some(done) = done {
+            ctx.progress(crate::event::Progress::Reading(format!(
+                "{ended} of {} server(s) {done}",
+                machines.len()
+            )));
+        }
         if let Ok((i, value)) = joined {
             out[i] = value;
         }
@@ -287,17 +311,21 @@ impl Step for Services {
         let timeout = ctx.opts.command_timeout;
         let graceful = ctx.opts.graceful;
         let want = self.want;
-        let results = on_each(ctx, &machines, move |m| async move {
+        let verb = match want {
+            Want::Stopped => "stopped",
+            Want::Running => "started",
+        };
+        let told = match want {
+            Want::Stopped => "answered Stop-CsWindowsService",
+            Want::Running => "answered Start-CsWindowsService",
+        };
+        let results = on_each_telling(ctx, &machines, Some(told), move |m| async move {
             match want {
                 Want::Stopped => m.stop_services(graceful, timeout).await,
                 Want::Running => m.start_services(timeout).await,
             }
         })
         .await;
-        let verb = match want {
-            Want::Stopped => "stopped",
-            Want::Running => "started",
-        };
         let mut details = Vec::new();
         let mut failures = Vec::new();
         for (m, r) in &results {
@@ -340,7 +368,9 @@ impl Step for Services {
         super::poll(ctx, || async {
             let mut stragglers = Vec::new();
             let mut details = Vec::new();
-            for (m, read) in read_all(ctx).await {
+            let reads = read_all(ctx).await;
+            let total = reads.len();
+            for (m, read) in reads {
                 match read {
                     Err(e) => stragglers.push(e),
                     Ok(services) => {
@@ -366,7 +396,12 @@ impl Step for Services {
             } else {
                 Observation {
                     holds: false,
-                    summary: format!("not yet {}: {}", want.status(), stragglers.join("; ")),
+                    summary: format!(
+                        "{} of {total} server(s) {}; not yet: {}",
+                        total - stragglers.len(),
+                        want.status(),
+                        stragglers.join("; ")
+                    ),
                     details,
                 }
             }

@@ -27,7 +27,7 @@ use tree::{Kind, Locator, Masked, Tree};
 /// The topology format this edgefail reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
     pub version: u32,
@@ -39,7 +39,7 @@ pub struct Topology {
     pub sites: Vec<Site>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct Xmpp {
     /// The SIP/XMPP domain partners federate with (contoso.com).
     pub domain: String,
@@ -76,7 +76,7 @@ impl Xmpp {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DnsMode {
     /// RFC 2136 dynamic updates signed with TSIG.
@@ -86,7 +86,7 @@ pub enum DnsMode {
     Manual,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct Dns {
     pub zone: String,
     #[serde(default)]
@@ -104,7 +104,8 @@ pub struct Dns {
     pub timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Tsig {
     pub name: String,
     #[serde(default = "default_tsig_algorithm")]
@@ -115,12 +116,16 @@ pub struct Tsig {
     /// The name of an environment variable holding the base64 secret.
     #[serde(default)]
     pub secret_env: Option<String>,
-    /// Present only to reject it: secrets are never written in the topology.
+    /// Present only to reject it: secrets are never written in the topology
+    /// (left out of the schema, which so refuses it too).
     #[serde(default)]
+    #[schemars(skip)]
     pub secret: Option<IgnoredAny>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum RouteParameter {
     /// Ask the installed Set-CsSite which parameter it has.
     #[default]
@@ -133,7 +138,7 @@ pub enum RouteParameter {
     XmppFederationRoute,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Management {
     pub transport: TransportSpec,
@@ -145,7 +150,9 @@ pub struct Management {
 }
 
 /// Which sites' XMPP federation routes a failover (or failback) moves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MoveRoutes {
     /// The documented procedure: only the target pool's site (Set-CsSite
@@ -157,7 +164,7 @@ pub enum MoveRoutes {
     AllSites,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum TransportSpec {
     /// PowerShell on this machine.
@@ -166,7 +173,7 @@ pub enum TransportSpec {
     Ssh(SshSpec),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LocalSpec {
     /// powershell.exe on Windows, pwsh elsewhere.
@@ -180,7 +187,7 @@ pub struct LocalSpec {
     pub module: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SshSpec {
     pub host: String,
@@ -224,7 +231,7 @@ impl TransportSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// Longest any one remote command may run.
@@ -248,14 +255,16 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Site {
     pub name: String,
     pub pools: Vec<Pool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 pub enum ProductVersion {
     #[serde(rename = "lync2013")]
     Lync2013,
@@ -282,7 +291,7 @@ impl fmt::Display for ProductVersion {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pool {
     /// The label operators use on the command line (EdgePool2).
@@ -304,7 +313,7 @@ pub struct Pool {
     pub servers: Vec<Server>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     pub fqdn: String,

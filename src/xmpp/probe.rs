@@ -142,14 +142,24 @@ impl Report {
             .failures()
             .find(|f| f.check == "pool")
             .or_else(|| self.failures().next());
+        // An accepted untrusted chain passes, but must not pass unseen.
+        let untrusted = self
+            .findings
+            .iter()
+            .any(|f| f.check == "cert.chain" && f.status == Status::Warn);
         match worst {
             None => format!(
-                "a partner's server can federate with {}{}",
+                "a partner's server can federate with {}{}{}",
                 self.domain,
                 self.target
                     .as_ref()
                     .map(|t| format!(" through {}:{}", t.host, t.port))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                if untrusted {
+                    " (warning: its certificate chain is NOT trusted and was accepted only because it was told to)"
+                } else {
+                    ""
+                }
             ),
             Some(f) => format!(
                 "a partner's server cannot federate with {}: {}",

@@ -22,7 +22,7 @@ const FLOORS: &[&[&str]] = &[
     &["transport", "dns", "xmpp"],
     &["powershell"],
     &[
-        "event", "topology", "secret", "names", "operator", "cancel", "platform", "exit",
+        "event", "escape", "topology", "secret", "names", "operator", "cancel", "platform", "exit",
     ],
 ];
 

@@ -7,6 +7,7 @@ mod failover;
 mod harness;
 mod house;
 mod inputs;
+mod output;
 mod record;
 mod rehearse;
 mod resume;
