@@ -334,6 +334,13 @@ pub struct Rehearsal {
 /// Anything that consumes events: a reporter, the journal.
 pub trait Sink: Send {
     fn event(&mut self, event: &Event);
+
+    /// Why this sink can no longer record what the run does (the journal
+    /// could not be written), if so. A run must not change anything it
+    /// cannot record.
+    fn broken(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Fan one event stream out to several sinks.
@@ -345,6 +352,10 @@ impl Sink for Sinks {
         for s in &mut self.0 {
             s.event(event);
         }
+    }
+
+    fn broken(&self) -> Option<String> {
+        self.0.iter().find_map(|s| s.broken())
     }
 }
 
@@ -368,6 +379,13 @@ impl Emitter {
         sinks.event(event);
     }
 
+    /// Why the run's record can no longer be kept, if it cannot (see
+    /// [`Sink::broken`]).
+    pub fn broken(&self) -> Option<String> {
+        let sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.broken()
+    }
+
     /// Add a sink (the journal, once it is open).
     pub fn add(&self, sink: Box<dyn Sink>) {
         let mut sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -378,6 +396,10 @@ impl Emitter {
 impl Sink for Emitter {
     fn event(&mut self, event: &Event) {
         self.emit(event);
+    }
+
+    fn broken(&self) -> Option<String> {
+        Emitter::broken(self)
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Exit {
     Locked,
     /// `--resume` refused: nothing to resume, or the topology or plan changed.
     ResumeRefused,
+    /// The journal could not be written (disk full, read-only,
+    /// permission): nothing further was changed.
+    JournalUnwritable,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted,
 }
@@ -36,6 +39,7 @@ impl Exit {
             Exit::Declined => 5,
             Exit::Locked => 6,
             Exit::ResumeRefused => 7,
+            Exit::JournalUnwritable => 9,
             Exit::Interrupted => 130,
         }
     }

@@ -11,7 +11,7 @@ use crate::report;
 use crate::settings;
 
 pub fn run(args: HistoryArgs) -> CommandResult {
-    let path = settings::journal_path(&args.topology.path, &args.journal);
+    let path = settings::journal_path(&args.topology.path, &args.journal)?;
     let contents = journal::read(&path).or_exit(Exit::Usage)?;
     let events = super::events(Output::Human, false);
     for p in &contents.problems {

@@ -91,7 +91,7 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
             let message = format!(
                 "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
             );
-            journal.append(&Event::RunFinished {
+            let _ = journal.append(&Event::RunFinished {
                 outcome: RunOutcome::Interrupted,
                 exit_code: Exit::Interrupted.code(),
                 message: message.clone(),
@@ -126,6 +126,10 @@ async fn run_plan_or_failover(
     } else {
         None
     };
+    // Once the skips are settled (a resume takes them from the journal).
+    if matches!(mode, Mode::Apply { .. }) {
+        settings.refuse_manual_dns_without_terminal(operator.present())?;
+    }
     let ctx = settings
         .ctx()?
         .with_events(events.clone())
@@ -144,7 +148,7 @@ async fn run_plan_or_failover(
     } else {
         None
     };
-    let journal = Journal::open(&settings.journal, &run_id).or_exit(Exit::Usage)?;
+    let journal = Journal::open(&settings.journal, &run_id).or_exit(Exit::JournalUnwritable)?;
     events.add(Box::new(journal.clone()));
     watch_interrupts(ctx.cancel.clone(), journal);
 
@@ -179,7 +183,7 @@ fn take_lock(
         since: crate::event::now(),
         run_id: run_id.to_string(),
     };
-    let path = Lock::path_for(&settings.journal);
+    let path = settings.lock.clone();
     // The same directory the journal goes to, made the same way.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = journal::make_dir(dir);

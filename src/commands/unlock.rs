@@ -9,7 +9,8 @@ use crate::report::{self, Terminal};
 use crate::settings;
 
 pub async fn run(args: UnlockArgs) -> CommandResult {
-    let path = Lock::path_for(&settings::journal_path(&args.topology.path, &args.journal));
+    let loaded = settings::load_topology(&args.topology.path)?;
+    let path = settings::state_paths(&args.topology.path, &loaded.topology, &args.journal).lock;
     let holder = match Lock::inspect(&path) {
         Err(e @ LockError::Held { .. }) => {
             return Err(anyhow::anyhow!(

@@ -254,6 +254,20 @@ impl<'a> Engine<'a> {
         )
     }
 
+    /// A run that cannot be recorded changes nothing more.
+    fn unrecorded(&self, before: StepId) -> Option<(Finish, String)> {
+        let why = self.ctx.events.broken()?;
+        Some((
+            Finish {
+                outcome: RunOutcome::Failed,
+                exit: Exit::JournalUnwritable,
+            },
+            format!(
+                "{why}; stopped before applying {before}: nothing further was changed (free space or fix the permissions, or choose another journal with --journal PATH, then `edgefail failover --resume`)"
+            ),
+        ))
+    }
+
     /// The apply phase of step `i`; Err ends the run.
     async fn apply_phase(&mut self, i: usize, check: &Reading) -> Result<(), (Finish, String)> {
         let Entry::Changes(step) = &self.steps[i] else {
@@ -333,6 +347,9 @@ impl<'a> Engine<'a> {
                 ));
             }
 
+            if let Some(stop) = self.unrecorded(id) {
+                return stop;
+            }
             // A step that only looks has nothing to apply: its verify
             // waits for what it looks at.
             if let Err(stop) = self.apply_phase(i, &check).await {

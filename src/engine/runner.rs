@@ -85,6 +85,19 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         operator,
         resumes: resume.as_ref().map(|r| r.run_id.as_str()),
     });
+    if applying && let Some(why) = ctx.events.broken() {
+        let finish = Finish {
+            outcome: RunOutcome::Failed,
+            exit: Exit::JournalUnwritable,
+        };
+        engine.finish(
+            finish,
+            format!(
+                "{why}; a failover that cannot be recorded is not started: nothing was changed"
+            ),
+        );
+        return Ok(finish);
+    }
     let left = resume.map(|r| r.left).unwrap_or_default();
     let plan = engine.plan(&left).await;
     let (finish, message) = engine.plan_finish(&plan);

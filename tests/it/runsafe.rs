@@ -1,0 +1,184 @@
+//! Run safety: one failover per estate (journal and lock keyed by the
+//! estate, shared state directories), never half-way by surprise (manual
+//! DNS without a terminal, an unwritable journal, links where journal or
+//! lock should be), and Ctrl-C at the confirmation prompt. Against the
+//! PowerShell stand-in; the DNS lease has its own tests against BIND.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::harness::standin::{Estate, LYNC_STEPS};
+use crate::harness::topology::Topology;
+use crate::harness::{Run, wait_for_text};
+
+/// EdgePool1 -> EdgePool2, the Lync steps only.
+fn failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
+}
+
+#[test]
+fn manual_dns_with_yes_and_no_terminal_is_refused_before_anything_changes() {
+    let estate = Estate::new(0);
+    let topology = Topology::estate(&estate)
+        .manual_dns()
+        .write(estate.dir.path());
+    let out = Run::failover(&topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .skip("port.check")
+        .skip("federation.check")
+        .run()
+        .code(2)
+        .stderr_has("dns.mode is manual");
+    assert!(out.stderr.contains("no terminal"), "{}", out.stderr);
+    assert!(
+        estate.log().is_empty(),
+        "contacted machines: {:?}",
+        estate.log()
+    );
+    // With the DNS steps left to other means, nobody needs to type `done`.
+    Run::failover(&topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
+        .run()
+        .code(0);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_stops_the_run_before_any_change() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    // /dev/full takes the open and fails every write with ENOSPC: a full
+    // disk.
+    let out = failover(&topology)
+        .journal(Path::new("/dev/full"))
+        .run()
+        .code(9)
+        .stdout_has("cannot be written");
+    assert!(out.stdout.contains("nothing was changed"), "{}", out.stdout);
+    assert!(
+        estate.writes().is_empty(),
+        "changed the estate without a record: {:?}",
+        estate.writes()
+    );
+    // A journal that cannot even be opened: the same exit, nothing changed.
+    let not_a_dir = estate.path("plain-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    failover(&topology)
+        .journal(&not_a_dir.join("journal.jsonl"))
+        .run()
+        .code(9)
+        .stderr_has("cannot open journal");
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+}
+
+#[test]
+fn symlinked_journal_or_lock_is_refused_and_its_target_left_alone() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let target = estate.path("precious.txt");
+    std::fs::write(&target, "keep me\n").unwrap();
+    let link = estate.path("journal.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    failover(&topology)
+        .journal(&link)
+        .run()
+        .code(9)
+        .stderr_has("symbolic link");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+
+    let lock = crate::harness::lock_path(&topology, "contoso.com", "contoso.com");
+    // The first run left its (released) lock file: put a link there.
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&lock);
+    std::os::unix::fs::symlink(&target, &lock).unwrap();
+    failover(&topology)
+        .journal(&estate.path("real.jsonl"))
+        .run()
+        .code(2)
+        .stderr_has("symbolic link");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+}
+
+#[test]
+fn journal_and_lock_are_the_estates_not_the_files() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    // A copy of the same topology elsewhere, run by someone sharing the
+    // state directory.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copy = elsewhere.path().join("copy.yaml");
+    std::fs::copy(&topology, &copy).unwrap();
+    let shared = crate::harness::state_home(&topology);
+
+    estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": "Start-CsWindowsService", "action": "slow", "ms": 3000, "times": 1}));
+    let first = failover(&topology).spawn();
+    let journal = shared.join("edgefail").join(format!(
+        "{}.jsonl",
+        edgefail::journal::estate_key("contoso.com", "contoso.com")
+    ));
+    wait_for_text(&journal, r#""step":"services.start","phase":"apply","at""#);
+    let second = failover(&copy)
+        .env("XDG_STATE_HOME", &shared)
+        .run()
+        .code(6)
+        .stderr_has("another failover of this estate is running");
+    assert!(second.stderr.contains("run "), "{}", second.stderr);
+    first.wait().code(0);
+
+    // A failed run is found again from the copy, and resumed from it.
+    estate.clear_faults();
+    let estate2 = Estate::new(0);
+    let topology2 = estate2.topology();
+    estate2.fault(
+        "EdgeServer2.contoso.com",
+        "Start-CsWindowsService",
+        "fail",
+        "Cannot start service 'RTCSRV'.",
+    );
+    failover(&topology2).run().code(1);
+    estate2.clear_faults();
+    let elsewhere2 = tempfile::tempdir().unwrap();
+    let copy2 = elsewhere2.path().join("copy.yaml");
+    std::fs::copy(&topology2, &copy2).unwrap();
+    Run::failover(&copy2)
+        .resume()
+        .yes()
+        .env("XDG_STATE_HOME", crate::harness::state_home(&topology2))
+        .run()
+        .code(0);
+    estate2.assert_failed_over();
+}
+
+#[test]
+fn a_shared_state_dir_in_the_topology_holds_journal_and_lock() {
+    let estate = Estate::new(0);
+    let shared = estate.path("team-state");
+    let plain = estate.topology();
+    let text = std::fs::read_to_string(&plain).unwrap();
+    let topology = estate.path("shared.yaml");
+    std::fs::write(&topology, format!("{text}\nstate_dir: team-state\n")).unwrap();
+    failover(&topology).run().code(0);
+    let key = edgefail::journal::estate_key("contoso.com", "contoso.com");
+    let journal = shared.join(format!("{key}.jsonl"));
+    assert!(
+        std::fs::read_to_string(&journal)
+            .unwrap()
+            .contains("run_finished"),
+        "no journal at {}",
+        journal.display()
+    );
+    assert!(shared.join(format!("{key}.lock")).exists());
+    // history finds it through the topology.
+    Run::history(&topology).run().code(0).stdout_has("failover");
+}
