@@ -21,7 +21,11 @@
 //! - `run_finished`: `outcome` ("nothing_to_do" | "changes_pending" |
 //!   "incomplete" | "completed" | "failed" | "verify_failed" | "declined" |
 //!   "refused" | "interrupted"), `exit_code`, `message`, `counts` (outcome ->
-//!   number of phases), `duration_ms`.
+//!   number of phases), `duration_ms`, and after a failure, a verify
+//!   failure or an interruption of a failover `estate`: `steps_done`,
+//!   `steps_unverified` (step ids), `readings` (`[{step, what, state}]`,
+//!   read at the end), `fix` (why it stopped) and `next` (the command that
+//!   continues it).
 //! - `warning`: `origin` ("topology" | "journal" | "lock"), `level`
 //!   ("warning" | "note"), `message`, and for topology findings `file`,
 //!   `line`, `column`, `field`. Also said on stderr under `--output json`.
@@ -184,10 +188,6 @@ pub struct StepInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a run emits a few dozen events; boxing run_started buys nothing"
-)]
 pub enum Event {
     RunStarted {
         format: u32,
@@ -230,6 +230,10 @@ pub enum Event {
         message: String,
         counts: BTreeMap<Outcome, usize>,
         duration_ms: u64,
+        /// After a failure, a verify failure or an interruption: the state
+        /// the estate was read in at the end, and what to do next.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estate: Option<EstateState>,
     },
     /// Something the operator should know that is not a step's result.
     Warning {
@@ -257,6 +261,33 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
     },
+}
+
+/// The state of the estate when a failover stopped short: read, not
+/// guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstateState {
+    /// Steps applied and verified, by this run or the runs it resumes.
+    pub steps_done: Vec<StepId>,
+    /// Steps this run applied whose change was not verified.
+    pub steps_unverified: Vec<StepId>,
+    /// What was read at the end, one entry per thing looked at.
+    pub readings: Vec<EstateReading>,
+    /// What to fix first (why the run stopped).
+    pub fix: String,
+    /// The exact command that continues the run once that is fixed.
+    pub next: String,
+}
+
+/// One thing read back at the end of a run that stopped short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstateReading {
+    /// The step whose check read it.
+    pub step: StepId,
+    /// What it is (a server's services, a site's route, a record).
+    pub what: String,
+    /// How it was found ("cannot tell: ..." when it could not be read).
+    pub state: String,
 }
 
 /// Where a warning comes from.

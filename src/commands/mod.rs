@@ -71,8 +71,9 @@ fn operator_name() -> String {
     format!("{user}@{host}")
 }
 
-/// First Ctrl-C / SIGTERM: finish the command in flight, then stop. Second:
-/// journal the abandonment and exit at once.
+/// First Ctrl-C / SIGTERM: finish the command in flight, then stop (at the
+/// confirmation prompt, or while planning: stop at once, nothing was
+/// changed). Second: journal the abandonment and exit at once.
 fn watch_interrupts(cancel: Cancel, journal: Journal) {
     tokio::spawn(async move {
         let Ok(mut interrupts) = crate::platform::Interrupts::new() else {
@@ -81,26 +82,45 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
         };
         loop {
             let name = interrupts.next().await;
+            let changing = cancel.changing();
             if !cancel.is_set() {
                 cancel.trigger();
-                report::notice(&format!(
-                    "\n{name}: stopping after the command in flight finishes or times out; press Ctrl-C again to abandon at once"
-                ));
+                report::notice(&if changing {
+                    format!(
+                        "\n{name}: stopping after the command in flight finishes or times out; press Ctrl-C again to abandon at once"
+                    )
+                } else {
+                    format!("\n{name}: stopping; nothing has been changed")
+                });
                 continue;
             }
-            let message = format!(
-                "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
-            );
+            let (outcome, exit, message) = if changing {
+                (
+                    RunOutcome::Interrupted,
+                    Exit::Interrupted,
+                    format!(
+                        "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
+                    ),
+                )
+            } else {
+                // Only reads were under way: nothing to resume.
+                (
+                    RunOutcome::Declined,
+                    Exit::Declined,
+                    format!("abandoned by a second {name} before anything was changed"),
+                )
+            };
             let _ = journal.append(&Event::RunFinished {
-                outcome: RunOutcome::Interrupted,
-                exit_code: Exit::Interrupted.code(),
+                outcome,
+                exit_code: exit.code(),
                 message: message.clone(),
                 counts: Default::default(),
                 duration_ms: 0,
+                estate: None,
             });
             report::notice(&format!("\n{message}"));
             crate::transport::end_in_flight();
-            std::process::exit(Exit::Interrupted.code());
+            std::process::exit(exit.code());
         }
     });
 }

@@ -53,73 +53,94 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         events.emit(finding);
     }
 
-    let opts = settings::run_options(&stage.topology.timeouts, args.parallel, false, None, None);
-    let journal_file = stage.journal_path();
-    let topology_path = args.topology.path.display().to_string();
-    let operator = super::operator_name();
-    let once = |resume| {
-        let ctx = stage.ctx(&from, &to, opts.clone());
-        let journal_file = journal_file.clone();
-        let events = events.clone();
-        let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
-        async move {
-            let ctx = ctx
-                .map_err(anyhow::Error::msg)?
-                .with_operator(Arc::new(Absent));
-            let run_id = super::new_run_id();
-            let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
-            // Each run gets the reporter and its own journal handle.
-            let run_events = event::Emitter::new(event::Sinks(vec![
-                Box::new(events.clone()) as Box<dyn event::Sink>,
-                Box::new(journal),
-            ]));
-            let ctx = ctx.with_events(run_events);
-            let finish = runner::run(runner::Run {
-                ctx: &ctx,
-                mode: Mode::Apply { confirm: false },
-                runbook: crate::steps::runbook(),
-                skip: Vec::new(),
-                run_id: &run_id,
-                operator,
-                topology_path,
-                topology_text: text,
-                resume,
-            })
-            .await
-            .or_exit(Exit::ResumeRefused)?;
-            Ok::<Exit, crate::exit::Failed>(finish.exit)
+    // Ctrl-C or SIGTERM ends the rehearsal at once: nothing real is
+    // touched, and leaving returns the stage, whose drop removes the
+    // temporary directory with the rehearsal's key file and journal.
+    let work = async {
+        let opts =
+            settings::run_options(&stage.topology.timeouts, args.parallel, false, None, None);
+        let journal_file = stage.journal_path();
+        let topology_path = args.topology.path.display().to_string();
+        let operator = super::operator_name();
+        let once = |resume| {
+            let ctx = stage.ctx(&from, &to, opts.clone());
+            let journal_file = journal_file.clone();
+            let events = events.clone();
+            let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
+            async move {
+                let ctx = ctx
+                    .map_err(anyhow::Error::msg)?
+                    .with_operator(Arc::new(Absent));
+                let run_id = super::new_run_id();
+                let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
+                // Each run gets the reporter and its own journal handle.
+                let run_events = event::Emitter::new(event::Sinks(vec![
+                    Box::new(events.clone()) as Box<dyn event::Sink>,
+                    Box::new(journal),
+                ]));
+                let ctx = ctx.with_events(run_events);
+                let finish = runner::run(runner::Run {
+                    ctx: &ctx,
+                    mode: Mode::Apply { confirm: false },
+                    runbook: crate::steps::runbook(),
+                    skip: Vec::new(),
+                    run_id: &run_id,
+                    operator,
+                    topology_path,
+                    topology_text: text,
+                    resume,
+                })
+                .await
+                .or_exit(Exit::ResumeRefused)?;
+                Ok::<Exit, crate::exit::Failed>(finish.exit)
+            }
+        };
+        let code = once(None).await?;
+        if code == Exit::Ok || drills.is_empty() {
+            return Ok(code);
         }
+        stage.clear().await;
+        let (found, problems) =
+            settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
+        for p in problems {
+            events.emit(&super::warning(Origin::Journal, p));
+        }
+        let resume = match found {
+            Ok(r) => {
+                events.emit(&Event::RehearsalResume {
+                    failed_exit_code: code.code(),
+                    command: format!("edgefail failover --resume -t {topology_path}"),
+                    why: None,
+                });
+                Some(r)
+            }
+            Err(why) => {
+                events.emit(&Event::RehearsalResume {
+                    failed_exit_code: code.code(),
+                    command: format!(
+                        "edgefail failover -t {topology_path} --from {from} --to {to}"
+                    ),
+                    // The reason, without the "cannot resume" it comes with.
+                    why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
+                });
+                None
+            }
+        };
+        once(resume).await
     };
-    let code = once(None).await?;
-    if code == Exit::Ok || drills.is_empty() {
-        return Ok(code);
-    }
-    stage.clear().await;
-    let (found, problems) =
-        settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
-    for p in problems {
-        events.emit(&super::warning(Origin::Journal, p));
-    }
-    let resume = match found {
-        Ok(r) => {
-            events.emit(&Event::RehearsalResume {
-                failed_exit_code: code.code(),
-                command: format!("edgefail failover --resume -t {topology_path}"),
-                why: None,
-            });
-            Some(r)
-        }
-        Err(why) => {
-            events.emit(&Event::RehearsalResume {
-                failed_exit_code: code.code(),
-                command: format!("edgefail failover -t {topology_path} --from {from} --to {to}"),
-                // The reason, without the "cannot resume" it comes with.
-                why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
-            });
-            None
-        }
+    let Ok(mut interrupts) = crate::platform::Interrupts::new() else {
+        return work.await;
     };
-    once(resume).await
+    tokio::select! {
+        result = work => result,
+        name = interrupts.next() => {
+            crate::report::notice(&format!(
+                "\n{name}: rehearsal stopped; its temporary key file, journal and directory are removed"
+            ));
+            drop(stage);
+            Ok(Exit::Interrupted)
+        }
+    }
 }
 
 /// What the rehearsal simulates and where it put everything.

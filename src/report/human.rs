@@ -155,6 +155,7 @@ impl<W: Write + Send> Human<W> {
                 message,
                 counts,
                 duration_ms,
+                estate,
             } => {
                 writeln!(self.out)?;
                 let parts: Vec<String> = counts
@@ -183,6 +184,9 @@ impl<W: Write + Send> Human<W> {
                     },
                     secs(*duration_ms)
                 )?;
+                if let Some(estate) = estate {
+                    write!(self.out, "{}", super::footer::render(estate))?;
+                }
             }
             Event::Warning { .. } | Event::OperatorAction { .. } => {
                 super::to_stderr(event);

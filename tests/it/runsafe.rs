@@ -182,3 +182,200 @@ fn a_shared_state_dir_in_the_topology_holds_journal_and_lock() {
     // history finds it through the topology.
     Run::history(&topology).run().code(0).stdout_has("failover");
 }
+
+#[test]
+fn ctrl_c_at_the_prompt_ends_at_once_declined_with_nothing_to_resume() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let mut pty = Run::failover(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .only(&LYNC_STEPS)
+        .on_terminal();
+    pty.wait_for("Type 'yes' to proceed", 1);
+    let asked = std::time::Instant::now();
+    // Ctrl-C, and no Enter: the question must not wait for an answer.
+    pty.type_keys("\u{3}");
+    pty.wait_for("interrupted at the confirmation prompt", 1);
+    let (status, seen) = pty.finish();
+    assert_eq!(status.code(), Some(5), "{seen}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        asked.elapsed()
+    );
+    assert!(seen.contains("nothing has been changed"), "{seen}");
+    assert!(!seen.contains("may still complete"), "{seen}");
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+    // Nothing was left to resume.
+    Run::failover(&topology)
+        .resume()
+        .yes()
+        .run()
+        .code(7)
+        .stderr_has("nothing to resume");
+}
+
+#[test]
+fn ctrl_c_during_a_rehearsal_removes_its_key_file_and_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Run::rehearse(Path::new("runbooks/contoso.yaml"))
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .delay_ms(3000)
+        .env("TMPDIR", tmp.path())
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let dir = loop {
+        let found = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("edgefail-rehearsal-"))
+                    && std::fs::read_dir(p).is_ok_and(|mut d| d.next().is_some())
+            });
+        if let Some(dir) = found {
+            break dir;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rehearsal directory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Let the run begin (the journal is written), then interrupt.
+    wait_for_text(&dir.join("journal.jsonl"), "phase_started");
+    child.signal("INT");
+    let out = child.wait().code(130);
+    assert!(out.stderr.contains("rehearsal stopped"), "{}", out.stderr);
+    assert!(!dir.exists(), "{} is still there", dir.display());
+}
+
+#[test]
+fn non_ascii_values_in_a_journal_do_not_panic_resume_or_history() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let journal = estate.path("journal.jsonl");
+    estate.fault(
+        "EdgeServer2.contoso.com",
+        "Start-CsWindowsService",
+        "fail",
+        "Cannot start service 'RTCSRV'.",
+    );
+    failover(&topology).journal(&journal).run().code(1);
+    // Someone's editor (or a bad disk) put multi-byte text everywhere a
+    // string was: the run id, the checksums, the messages.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut edited = String::new();
+    for line in text.lines() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("run".into(), json!("ééééééééééééé-運行"));
+            for key in ["topology_sha256", "plan_sha256", "message", "summary"] {
+                if o.contains_key(key) {
+                    o.insert(key.into(), json!("ééééééééééééé\u{202e}運行"));
+                }
+            }
+        }
+        edited.push_str(&v.to_string());
+        edited.push('\n');
+    }
+    std::fs::write(&journal, edited).unwrap();
+    let out = Run::failover(&topology)
+        .resume()
+        .yes()
+        .journal(&journal)
+        .run();
+    assert_eq!(out.code, 7, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("topology changed"), "{}", out.stderr);
+    Run::history(&topology).journal(&journal).run().code(0);
+    Run::history(&topology)
+        .journal(&journal)
+        .arg("ééééééééééééé-運行")
+        .run()
+        .code(0);
+}
+
+#[test]
+fn a_failed_run_closes_with_the_state_of_the_estate_read_back() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    estate.fault(
+        "EdgeServer2.contoso.com",
+        "Start-CsWindowsService",
+        "fail",
+        "Cannot start service 'RTCSRV'.",
+    );
+    let out = failover(&topology).run().code(1);
+    let footer = out
+        .stdout
+        .split("State of the estate (read just now, not assumed):")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no footer:\n{}", out.stdout));
+    // Read back: the target's services are stopped, the route has moved.
+    assert!(
+        footer.contains("EdgeServer2.contoso.com services"),
+        "{footer}"
+    );
+    assert!(footer.contains("Stopped"), "{footer}");
+    assert!(footer.contains("EdgeServer2.contoso.com"), "{footer}");
+    assert!(footer.contains("not read: skipped by --skip"), "{footer}");
+    assert!(
+        footer.contains("Steps done and verified: 2 (services.stop), 3 (route.set)"),
+        "{footer}"
+    );
+    assert!(
+        footer.contains("Changed by this run but not verified: 7 (services.start)"),
+        "{footer}"
+    );
+    assert!(
+        footer.contains("Fix first: services.start failed"),
+        "{footer}"
+    );
+    assert!(
+        footer.contains(&format!(
+            "Then run: edgefail failover --resume -t {}",
+            topology.display()
+        )),
+        "{footer}"
+    );
+    assert!(
+        out.stdout
+            .contains("this run changed the estate before it stopped"),
+        "{}",
+        out.stdout
+    );
+
+    // JSON carries the same.
+    let estate2 = Estate::new(0);
+    let topology2 = estate2.topology();
+    estate2.fault(
+        "EdgeServer2.contoso.com",
+        "Start-CsWindowsService",
+        "fail",
+        "Cannot start service 'RTCSRV'.",
+    );
+    let out = failover(&topology2).json().run().code(1);
+    let last = out.json_lines().pop().expect("events");
+    assert_eq!(last["type"], "run_finished");
+    let state = &last["estate"];
+    assert_eq!(state["steps_done"], json!(["services.stop", "route.set"]));
+    assert_eq!(state["steps_unverified"], json!(["services.start"]));
+    assert!(
+        state["next"]
+            .as_str()
+            .unwrap()
+            .starts_with("edgefail failover --resume -t "),
+        "{state}"
+    );
+    let readings = state["readings"].as_array().unwrap();
+    assert!(
+        readings
+            .iter()
+            .any(|r| r["step"] == "route.set"
+                && r["state"].as_str().unwrap().contains("EdgeServer2")),
+        "{state}"
+    );
+}
