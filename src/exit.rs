@@ -26,6 +26,10 @@ pub enum Exit {
     JournalUnwritable,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted,
+    /// edgefail itself failed (a bug: a panic); the journal records it and
+    /// `failover --resume` re-checks every step. The code Rust gives a
+    /// panic anyway.
+    Crashed,
 }
 
 impl Exit {
@@ -41,6 +45,7 @@ impl Exit {
             Exit::ResumeRefused => 7,
             Exit::JournalUnwritable => 9,
             Exit::Interrupted => 130,
+            Exit::Crashed => 101,
         }
     }
 }

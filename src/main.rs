@@ -4,6 +4,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    edgefail::commands::install_panic_hook();
     let cli = edgefail::cli::Cli::parse();
     let default = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

@@ -125,6 +125,67 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
     });
 }
 
+/// What a crash (a panic) can still record and say: the run's journal.
+struct CrashRecord {
+    journal: Journal,
+    run_id: String,
+    topology: String,
+}
+
+static CRASH: std::sync::Mutex<Option<CrashRecord>> = std::sync::Mutex::new(None);
+
+/// On a panic anywhere (a bug): journal the crash so the run shows as
+/// unfinished and resumable, print what the journal says was done and the
+/// resume command, end local commands in flight, and exit 101. Best
+/// effort: nothing here may panic again.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let record = match CRASH.try_lock() {
+            Ok(mut guard) => guard.take(),
+            Err(_) => None,
+        };
+        if let Some(r) = record {
+            let message = format!(
+                "edgefail crashed (a bug: {}); the state of the estate was not read; `edgefail failover --resume` re-checks every step",
+                crate::names::printable(&info.to_string())
+            );
+            let _ = r.journal.append(&Event::RunFinished {
+                outcome: RunOutcome::Failed,
+                exit_code: Exit::Crashed.code(),
+                message: message.clone(),
+                counts: Default::default(),
+                duration_ms: 0,
+                estate: None,
+            });
+            let done: Vec<crate::steps::StepId> = journal::read(&r.journal.path)
+                .ok()
+                .and_then(|c| {
+                    let run = c.run(&r.run_id)?;
+                    let left = journal::left_by(&c, run);
+                    let mut done: Vec<_> = left
+                        .into_iter()
+                        .filter(|(_, l)| matches!(l, journal::Left::Verified { .. }))
+                        .map(|(s, _)| s)
+                        .collect();
+                    done.sort_by_key(|s| s.number());
+                    Some(done)
+                })
+                .unwrap_or_default();
+            report::notice(&format!(
+                "\nFAILED: {message}{}",
+                report::footer::render_crash(
+                    &done,
+                    &format!("edgefail failover --resume -t {}", r.topology)
+                )
+            ));
+        }
+        crate::transport::end_in_flight();
+        std::process::exit(Exit::Crashed.code());
+    }));
+}
+
 /// Plan or failover: from settled settings to the runner's finish.
 async fn run_plan_or_failover(
     mut settings: RunSettings,
@@ -170,6 +231,13 @@ async fn run_plan_or_failover(
     };
     let journal = Journal::open(&settings.journal, &run_id).or_exit(Exit::JournalUnwritable)?;
     events.add(Box::new(journal.clone()));
+    if let Ok(mut crash) = CRASH.lock() {
+        *crash = Some(CrashRecord {
+            journal: journal.clone(),
+            run_id: run_id.clone(),
+            topology: crate::names::printable(&settings.topology_path.display().to_string()),
+        });
+    }
     watch_interrupts(ctx.cancel.clone(), journal);
 
     let topology_path = settings.topology_path.display().to_string();

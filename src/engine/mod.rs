@@ -292,6 +292,7 @@ impl<'a> Engine<'a> {
             phase: Phase::Apply,
             at: event::now(),
         });
+        crash_drill(id);
         let applied = step.apply(self.ctx).await;
         let ms = at.elapsed().as_millis() as u64;
         match applied {
@@ -535,3 +536,17 @@ impl<'a> Engine<'a> {
         });
     }
 }
+
+/// Debug builds only: `EDGEFAIL_DEBUG_PANIC_AT=<step id>` panics right
+/// before that step's apply, so the tests can prove the crash path (the
+/// panic hook's journal record and closing words). Release builds have no
+/// such switch.
+#[cfg(debug_assertions)]
+fn crash_drill(id: StepId) {
+    if std::env::var("EDGEFAIL_DEBUG_PANIC_AT").is_ok_and(|v| v == id.as_str()) {
+        panic!("EDGEFAIL_DEBUG_PANIC_AT={id}: a crash on request");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn crash_drill(_id: StepId) {}

@@ -379,3 +379,41 @@ fn a_failed_run_closes_with_the_state_of_the_estate_read_back() {
         "{state}"
     );
 }
+
+#[test]
+fn a_crash_is_journaled_and_says_what_was_done_and_how_to_resume() {
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let journal = estate.path("journal.jsonl");
+    // Debug builds panic on request right before a step's apply.
+    let out = failover(&topology)
+        .journal(&journal)
+        .env("EDGEFAIL_DEBUG_PANIC_AT", "route.set")
+        .run()
+        .code(101)
+        .stderr_has("edgefail crashed (a bug");
+    assert!(
+        out.stderr
+            .contains("Steps done and verified (from the journal): 2 (services.stop)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "Then run: edgefail failover --resume -t {}",
+            topology.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.contains(r#""exit_code":101"#), "{text}");
+    // The crashed run is resumable and the resume completes it.
+    Run::failover(&topology)
+        .resume()
+        .yes()
+        .journal(&journal)
+        .run()
+        .code(0);
+    estate.assert_failed_over();
+}
