@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, Output};
+use crate::dns::lease::{Lease, LeaseError, ZoneLease};
 use crate::engine::resume::Resume;
 use crate::engine::runner::{self, Mode};
 use crate::event::{Emitter, Event, Level, Origin, RunOutcome, Sinks};
@@ -25,6 +26,7 @@ use crate::operator::Operator;
 use crate::platform;
 use crate::report;
 use crate::settings::{self, RunSettings};
+use crate::topology::{DnsMode, LockMode};
 
 /// Run the command the command line names.
 pub async fn run(cli: Cli) -> CommandResult {
@@ -241,6 +243,16 @@ async fn run_plan_or_failover(
     watch_interrupts(ctx.cancel.clone(), journal);
 
     let topology_path = settings.topology_path.display().to_string();
+    let lease = if matches!(mode, Mode::Apply { .. }) {
+        take_lease(
+            &settings,
+            &run_id,
+            resume.as_ref().map(|r| r.run_id.as_str()),
+        )
+        .await?
+    } else {
+        None
+    };
     let finish = runner::run(runner::Run {
         ctx: &ctx,
         mode,
@@ -254,10 +266,86 @@ async fn run_plan_or_failover(
     })
     .await
     .or_exit(Exit::ResumeRefused)?;
+    if let Some(held) = lease {
+        held.release().await;
+    }
     Ok(finish.exit)
 }
 
-/// One failover per topology at a time.
+/// A lease this run holds in the zone, renewed in the background.
+struct HeldLease {
+    zone: ZoneLease,
+    current: Arc<tokio::sync::Mutex<Lease>>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl HeldLease {
+    /// Stop renewing and remove the lease (only if it is still ours).
+    async fn release(self) {
+        self.renewal.abort();
+        let lease = self.current.lock().await.clone();
+        if let Err(e) = self.zone.release(&lease).await {
+            report::notice(&format!(
+                "could not remove the lease {} in the zone: {e}; it expires by itself at {}",
+                crate::dns::show(&self.zone.owner),
+                lease.expiry()
+            ));
+        }
+    }
+}
+
+/// Across machines: with `dns.mode: rfc2136` and `lock: zone` (the
+/// default), a run that will update DNS takes the estate's lease in the
+/// zone before changing anything (see `dns::lease`). A resume may take
+/// over the lease of the run it continues.
+async fn take_lease(
+    settings: &RunSettings,
+    run_id: &str,
+    resumes: Option<&str>,
+) -> Result<Option<HeldLease>, exit::Failed> {
+    let t = &settings.loaded.topology;
+    let updates_dns = [crate::steps::StepId::DnsA, crate::steps::StepId::DnsSrv]
+        .iter()
+        .any(|s| !settings.skip.contains(s));
+    if t.lock != LockMode::Zone || t.dns.mode != DnsMode::Rfc2136 || !updates_dns {
+        return Ok(None);
+    }
+    let zone = ZoneLease::from_topology(t).or_exit(Exit::StepFailed)?;
+    let lease = match zone.take(run_id, resumes).await {
+        Ok(lease) => lease,
+        Err(e @ (LeaseError::Held { .. } | LeaseError::Foreign { .. })) => {
+            return Err(e).or_exit(Exit::Locked);
+        }
+        Err(e) => return Err(e).or_exit(Exit::StepFailed),
+    };
+    tracing::info!("took the lease {}", lease.text);
+    let current = Arc::new(tokio::sync::Mutex::new(lease));
+    let renewal = {
+        let (zone, current) = (zone.clone(), current.clone());
+        tokio::spawn(async move {
+            // A third of the lease: two renewals may fail before it lapses.
+            let every = std::time::Duration::from_secs((zone.secs / 3).max(1));
+            loop {
+                tokio::time::sleep(every).await;
+                let mut held = current.lock().await;
+                match zone.renew(&held).await {
+                    Ok(next) => *held = next,
+                    Err(e) => report::notice(&format!(
+                        "could not renew the lease in the zone: {e}; it lapses at {}",
+                        held.expiry()
+                    )),
+                }
+            }
+        })
+    };
+    Ok(Some(HeldLease {
+        zone,
+        current,
+        renewal,
+    }))
+}
+
+/// One failover per estate at a time (on this state directory).
 fn take_lock(
     settings: &RunSettings,
     run_id: &str,

@@ -9,6 +9,7 @@
 
 mod client;
 mod error;
+pub mod lease;
 mod records;
 mod tsig;
 mod update;

@@ -417,3 +417,123 @@ fn a_crash_is_journaled_and_says_what_was_done_and_how_to_resume() {
         .code(0);
     estate.assert_failed_over();
 }
+
+// ---- the lease in the zone, against a real BIND ----
+
+const LEASE: &str = "_edgefail-lock.contoso.com";
+
+/// The stand-in estate with BIND's zone; the partner's-eye steps (no
+/// Prosody here) are left out.
+fn leased_topology(
+    estate: &Estate,
+    bind: &crate::harness::bind::Bind,
+    dir: &Path,
+) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    Topology::estate(estate)
+        .dns(bind.dns(dir))
+        .srv_targets()
+        .address("EdgeServer2.contoso.com", "127.0.0.1")
+        .zone_lock()
+        .write(dir)
+}
+
+fn leased_failover(topology: &Path) -> Run {
+    Run::failover(topology)
+        .yes()
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .skip("port.check")
+        .skip("federation.check")
+}
+
+#[test]
+fn two_operators_racing_from_different_state_dirs_one_wins_the_lease() {
+    let bind = crate::harness::bind::Bind::start_for("127.0.0.10", "127.0.0.1");
+    let estate = Estate::new(0);
+    // The winner stays in step 2 a while; the loser must not wait for it.
+    estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": "Stop-CsWindowsService", "action": "slow", "ms": 2000, "times": 1}));
+    // Two operators, two machines' worth of state: nothing local is shared.
+    let a = leased_topology(&estate, &bind, &estate.path("alice"));
+    let b = leased_topology(&estate, &bind, &estate.path("bob"));
+    let first = leased_failover(&a).spawn();
+    let second = leased_failover(&b).spawn();
+    let (one, two) = (first.wait(), second.wait());
+    let mut codes = [one.code, two.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 6],
+        "\n{}\n{}\n---\n{}\n{}",
+        one.stdout,
+        one.stderr,
+        two.stdout,
+        two.stderr
+    );
+    let loser = if one.code == 6 { &one } else { &two };
+    assert!(
+        loser.stderr.contains("holds the lease in the zone: run "),
+        "{}",
+        loser.stderr
+    );
+    assert!(loser.stderr.contains(" until 20"), "{}", loser.stderr);
+    assert!(loser.stderr.contains(LEASE), "{}", loser.stderr);
+    assert!(
+        !loser.stdout.contains("apply"),
+        "the loser changed something: {}",
+        loser.stdout
+    );
+    // Each step ran once: only the winner changed the estate.
+    assert_eq!(estate.count("Stop-CsWindowsService"), 1);
+    assert_eq!(estate.count("Set-CsSite"), 1);
+    // The winner removed its lease at the end.
+    assert!(
+        bind.dig(bind.primary.port, LEASE, "TXT").is_empty(),
+        "lease left behind"
+    );
+    // The zone holds only a run id and an expiry while it lasts: checked
+    // by planting one as edgefail writes it and reading it back below.
+}
+
+#[test]
+fn an_expired_lease_is_reported_and_unlock_removes_it() {
+    let bind = crate::harness::bind::Bind::start_for("127.0.0.10", "127.0.0.1");
+    let estate = Estate::new(0);
+    let topology = leased_topology(&estate, &bind, &estate.path("ops"));
+    bind.nsupdate(&format!(
+        "update add {LEASE} 30 TXT \"v=edgefail1 run=crashed-run expires=1700000000\""
+    ));
+    leased_failover(&topology)
+        .run()
+        .code(6)
+        .stderr_has("run crashed-run until 2023-11-14T22:13:20Z (expired)")
+        .stderr_has("`edgefail unlock` removes it");
+    assert!(estate.writes().is_empty(), "{:?}", estate.writes());
+    Run::unlock(&topology)
+        .yes()
+        .run()
+        .code(0)
+        .stdout_has("lease removed");
+    assert!(bind.dig(bind.primary.port, LEASE, "TXT").is_empty());
+    // A live lease is not unlock's to break.
+    bind.nsupdate(&format!(
+        "update add {LEASE} 30 TXT \"v=edgefail1 run=live-run expires=4102444800\""
+    ));
+    Run::unlock(&topology)
+        .yes()
+        .run()
+        .code(6)
+        .stderr_has("it is live, not stale");
+    assert_eq!(bind.dig(bind.primary.port, LEASE, "TXT").len(), 1);
+    // plan only looks: no lease needed, none taken.
+    Run::plan(&topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .skip("port.check")
+        .skip("federation.check")
+        .run();
+    assert_eq!(
+        bind.dig(bind.primary.port, LEASE, "TXT"),
+        vec!["\"v=edgefail1 run=live-run expires=4102444800\"".to_string()]
+    );
+}
