@@ -16,8 +16,10 @@ const EXIT_CODES: &str = "Exit codes:
   3    a change was applied but did not hold before the deadline
   4    plan / --dry-run: changes are pending
   5    declined at the confirmation prompt; nothing changed
-  6    another failover of this topology holds the lock
+  6    another failover of this estate holds the lock or the lease in the zone
   7    --resume refused: no run to resume, or the topology or plan changed
+  9    the journal could not be written; nothing further was changed
+  101  edgefail crashed (a bug); the journal records it, --resume re-checks
   130  interrupted (Ctrl-C, SIGTERM)";
 
 /// Fail over XMPP federation from one Lync Server 2013 / Skype for Business
@@ -58,8 +60,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct JournalArg {
-    /// The journal file [default: $XDG_STATE_HOME/edgefail/<topology>-<hash>.jsonl];
-    /// the lock file sits beside it (<journal>.lock).
+    /// The journal file [default: <state dir>/<domain>-<hash>.jsonl, named
+    /// after the estate]; the lock is always the estate's
+    /// (<state dir>/<domain>-<hash>.lock).
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
 }
