@@ -269,7 +269,8 @@ pub enum Event {
 pub struct EstateState {
     /// Steps applied and verified, by this run or the runs it resumes.
     pub steps_done: Vec<StepId>,
-    /// Steps this run applied whose change was not verified.
+    /// Steps this run applied, or tried to (a failed apply may have changed
+    /// part of what it touches), that were not verified.
     pub steps_unverified: Vec<StepId>,
     /// What was read at the end, one entry per thing looked at.
     pub readings: Vec<EstateReading>,

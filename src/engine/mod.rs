@@ -23,8 +23,10 @@ pub struct Engine<'a> {
     counts: BTreeMap<Outcome, usize>,
     /// The topology path the run was started with (for the next command).
     topology: String,
-    /// Steps this run applied, and those of them it verified.
+    /// Steps this run applied, those whose apply failed (they may have
+    /// changed part of what they touch), and those it verified.
     applied: Vec<StepId>,
+    attempted: Vec<StepId>,
     verified: Vec<StepId>,
     /// The state of the estate, read when the run stopped short.
     estate: Option<EstateState>,
@@ -87,6 +89,7 @@ impl<'a> Engine<'a> {
             counts: BTreeMap::new(),
             topology: String::new(),
             applied: Vec::new(),
+            attempted: Vec::new(),
             verified: Vec::new(),
             estate: None,
         }
@@ -311,7 +314,7 @@ impl<'a> Engine<'a> {
             Err(f) => {
                 // A failed apply may have changed part of what it touches
                 // (some servers stopped, say): the survey reads it.
-                self.applied.push(id);
+                self.attempted.push(id);
                 let message = format!("{id} failed: {}; later steps were not run", f.summary);
                 self.emit(Event::PhaseFinished {
                     step: id,
@@ -344,20 +347,15 @@ impl<'a> Engine<'a> {
             finish.outcome,
             RunOutcome::Failed | RunOutcome::VerifyFailed | RunOutcome::Interrupted
         ) {
-            let changed: Vec<&str> = self
-                .applied
-                .iter()
-                .filter(|s| !self.verified.contains(s))
-                .chain(self.verified.iter())
-                .map(|s| s.as_str())
-                .collect();
+            let fix = message.clone();
+            let changed: Vec<&str> = self.applied.iter().map(|s| s.as_str()).collect();
             if !changed.is_empty() {
                 message = format!(
                     "{message}; this run changed the estate before it stopped ({}): see its state below",
                     changed.join(", ")
                 );
             }
-            self.estate = Some(self.survey(left, &message).await);
+            self.estate = Some(self.survey(left, &fix).await);
         }
         (finish, message)
     }
@@ -415,6 +413,7 @@ impl<'a> Engine<'a> {
         let steps_unverified = self
             .applied
             .iter()
+            .chain(self.attempted.iter())
             .filter(|s| !self.verified.contains(s))
             .copied()
             .collect();

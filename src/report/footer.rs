@@ -38,7 +38,7 @@ pub fn render(estate: &EstateState) -> String {
     if !estate.steps_unverified.is_empty() {
         let _ = writeln!(
             out,
-            "Changed by this run but not verified: {}",
+            "Applied or attempted by this run, not verified: {}",
             ids(&estate.steps_unverified)
         );
     }
@@ -85,7 +85,7 @@ mod tests {
         assert!(text.contains("services.start   EdgeServer2.contoso.com services: RTCSRV Stopped"));
         assert!(!text.contains('\u{1b}'), "{text}");
         assert!(text.contains("Steps done and verified: 2 (services.stop), 3 (route.set)"));
-        assert!(text.contains("Changed by this run but not verified: 4 (dns.a)"));
+        assert!(text.contains("Applied or attempted by this run, not verified: 4 (dns.a)"));
         assert!(text.contains("Then run: edgefail failover --resume -t t.yaml"));
     }
 }

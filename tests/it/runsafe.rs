@@ -327,7 +327,7 @@ fn a_failed_run_closes_with_the_state_of_the_estate_read_back() {
         "{footer}"
     );
     assert!(
-        footer.contains("Changed by this run but not verified: 7 (services.start)"),
+        footer.contains("Applied or attempted by this run, not verified: 7 (services.start)"),
         "{footer}"
     );
     assert!(
