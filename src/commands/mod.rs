@@ -264,12 +264,12 @@ async fn run_plan_or_failover(
         topology_text: &settings.loaded.text,
         resume,
     })
-    .await
-    .or_exit(Exit::ResumeRefused)?;
+    .await;
+    // Released whatever the run's end, refusals included.
     if let Some(held) = lease {
         held.release().await;
     }
-    Ok(finish.exit)
+    Ok(finish.or_exit(Exit::ResumeRefused)?.exit)
 }
 
 /// A lease this run holds in the zone, renewed in the background.
