@@ -458,6 +458,28 @@ fn two_operators_racing_from_different_state_dirs_one_wins_the_lease() {
     let b = leased_topology(&estate, &bind, &estate.path("bob"));
     let first = leased_failover(&a).spawn();
     let second = leased_failover(&b).spawn();
+    // While the winner runs, the zone holds its lease: a run id and an
+    // expiry, no person, no host.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let held = loop {
+        let txt = bind.dig(bind.primary.port, LEASE, "TXT");
+        if let Some(t) = txt.first() {
+            break t.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no lease in the zone");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Exactly `"v=edgefail1 run=<stamp>-<pid, hex> expires=<seconds>"`.
+    let words: Vec<&str> = held.trim_matches('"').split(' ').collect();
+    assert_eq!(words.len(), 3, "{held}");
+    assert_eq!(words[0], "v=edgefail1", "{held}");
+    let run = words[1].strip_prefix("run=").expect("run=");
+    assert!(
+        run.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "{held}"
+    );
+    let expires = words[2].strip_prefix("expires=").expect("expires=");
+    assert!(expires.chars().all(|c| c.is_ascii_digit()), "{held}");
     let (one, two) = (first.wait(), second.wait());
     let mut codes = [one.code, two.code];
     codes.sort();
