@@ -245,7 +245,8 @@ async fn run_plan_or_failover(
     let topology_path = settings.topology_path.display().to_string();
     let lease = if matches!(mode, Mode::Apply { .. }) {
         take_lease(
-            &settings,
+            &settings.loaded.topology,
+            &settings.skip,
             &run_id,
             resume.as_ref().map(|r| r.run_id.as_str()),
         )
@@ -299,14 +300,14 @@ impl HeldLease {
 /// zone before changing anything (see `dns::lease`). A resume may take
 /// over the lease of the run it continues.
 async fn take_lease(
-    settings: &RunSettings,
+    t: &crate::topology::Topology,
+    skip: &[crate::steps::StepId],
     run_id: &str,
     resumes: Option<&str>,
 ) -> Result<Option<HeldLease>, exit::Failed> {
-    let t = &settings.loaded.topology;
     let updates_dns = [crate::steps::StepId::DnsA, crate::steps::StepId::DnsSrv]
         .iter()
-        .any(|s| !settings.skip.contains(s));
+        .any(|s| !skip.contains(s));
     if t.lock != LockMode::Zone || t.dns.mode != DnsMode::Rfc2136 || !updates_dns {
         return Ok(None);
     }
