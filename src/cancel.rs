@@ -14,6 +14,8 @@ pub struct Cancel {
 #[derive(Debug, Default)]
 struct Inner {
     set: AtomicBool,
+    /// The run has begun changing the estate (past the confirmation).
+    changing: AtomicBool,
     notify: Notify,
 }
 
@@ -21,6 +23,17 @@ impl Cancel {
     pub fn trigger(&self) {
         self.inner.set.store(true, Ordering::SeqCst);
         self.inner.notify.notify_waiters();
+    }
+
+    /// From here on the run changes things: an interruption may leave a
+    /// command in flight and the run resumable.
+    pub fn mark_changing(&self) {
+        self.inner.changing.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Cancel::mark_changing`] was called.
+    pub fn changing(&self) -> bool {
+        self.inner.changing.load(Ordering::SeqCst)
     }
 
     pub fn is_set(&self) -> bool {
@@ -37,4 +50,14 @@ impl Cancel {
             notified.await;
         }
     }
+}
+
+/// `from + by`, or a far-off instant when that is past what the clock can
+/// hold (a timeout of u64::MAX seconds means "no deadline", not a panic).
+pub fn deadline(from: std::time::Instant, by: std::time::Duration) -> std::time::Instant {
+    from.checked_add(by).unwrap_or_else(|| {
+        // About 30 years: later than any run, and representable.
+        from.checked_add(std::time::Duration::from_secs(30 * 365 * 86_400))
+            .unwrap_or(from)
+    })
 }

@@ -27,13 +27,15 @@ Durations (--command-timeout, --verify-timeout, probe's timeouts) are written
   3    a change was applied but did not hold before the deadline
   4    plan / --dry-run: changes are pending
   5    declined at the confirmation prompt; nothing changed
-  6    another failover of this topology holds the lock
+  6    another failover of this estate holds the lock or the lease in the zone
   7    --resume refused: no run to resume, or the topology or plan changed
   8    the confirmed plan no longer matches: the plan file's topology changed
        or it expired, or a reading moved since the plan (stopped before it)
+  9    the journal could not be written; nothing further was changed
   10   status: partners federate but the sources disagree (drift, split brain)
   11   status: federation down (partners cannot federate)
   12   status: a source could not be read
+  101  edgefail crashed (a bug); the journal records it, --resume re-checks
   130  interrupted (Ctrl-C, SIGTERM)"
 );
 
@@ -356,8 +358,9 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct JournalArg {
-    /// The journal file [default: $XDG_STATE_HOME/edgefail/<topology>-<hash>.jsonl];
-    /// the lock file sits beside it (<journal>.lock).
+    /// The journal file [default: <state dir>/<domain>-<hash>.jsonl, named
+    /// after the estate]; the lock is always the estate's
+    /// (<state dir>/<domain>-<hash>.lock).
     #[arg(long, value_name = "PATH")]
     pub journal: Option<PathBuf>,
 }

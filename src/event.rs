@@ -25,7 +25,11 @@
 //! - `run_finished`: `outcome` ("nothing_to_do" | "changes_pending" |
 //!   "incomplete" | "completed" | "failed" | "verify_failed" | "declined" |
 //!   "refused" | "interrupted" | "plan_mismatch"), `exit_code`, `message`, `counts` (outcome ->
-//!   number of phases), `duration_ms`.
+//!   number of phases), `duration_ms`, and after a failure, a verify
+//!   failure or an interruption of a failover `estate`: `steps_done`,
+//!   `steps_unverified` (step ids), `readings` (`[{step, what, state}]`,
+//!   read at the end), `fix` (why it stopped) and `next` (the command that
+//!   continues it).
 //! - `warning`: `origin` ("topology" | "journal" | "lock"), `level`
 //!   ("warning" | "note"), `message`, and for topology findings `file`,
 //!   `line`, `column`, `field`. Also said on stderr under `--output json`.
@@ -230,7 +234,7 @@ pub struct StepInfo {
 #[serde(tag = "type", rename_all = "snake_case")]
 #[expect(
     clippy::large_enum_variant,
-    reason = "a run emits a few dozen events; boxing run_started buys nothing"
+    reason = "a few events a second, each written once: size does not matter here"
 )]
 pub enum Event {
     RunStarted {
@@ -283,6 +287,10 @@ pub enum Event {
         message: String,
         counts: BTreeMap<Outcome, usize>,
         duration_ms: u64,
+        /// After a failure, a verify failure or an interruption: the state
+        /// the estate was read in at the end, and what to do next.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estate: Option<EstateState>,
     },
     /// Something the operator should know that is not a step's result.
     Warning {
@@ -333,6 +341,34 @@ pub enum Event {
         warnings: usize,
         notes: usize,
     },
+}
+
+/// The state of the estate when a failover stopped short: read, not
+/// guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EstateState {
+    /// Steps applied and verified, by this run or the runs it resumes.
+    pub steps_done: Vec<StepId>,
+    /// Steps this run applied, or tried to (a failed apply may have changed
+    /// part of what it touches), that were not verified.
+    pub steps_unverified: Vec<StepId>,
+    /// What was read at the end, one entry per thing looked at.
+    pub readings: Vec<EstateReading>,
+    /// What to fix first (why the run stopped).
+    pub fix: String,
+    /// The exact command that continues the run once that is fixed.
+    pub next: String,
+}
+
+/// One thing read back at the end of a run that stopped short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EstateReading {
+    /// The step whose check read it.
+    pub step: StepId,
+    /// What it is (a server's services, a site's route, a record).
+    pub what: String,
+    /// How it was found ("cannot tell: ..." when it could not be read).
+    pub state: String,
 }
 
 /// Where a warning comes from.
@@ -428,6 +464,13 @@ pub trait Sink: Send {
 
     /// A running phase's progress; most sinks have no use for it.
     fn progress(&mut self, _progress: &Progress) {}
+
+    /// Why this sink can no longer record what the run does (the journal
+    /// could not be written), if so. A run must not change anything it
+    /// cannot record.
+    fn broken(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Fan one event stream out to several sinks.
@@ -445,6 +488,10 @@ impl Sink for Sinks {
         for s in &mut self.0 {
             s.progress(progress);
         }
+    }
+
+    fn broken(&self) -> Option<String> {
+        self.0.iter().find_map(|s| s.broken())
     }
 }
 
@@ -474,6 +521,13 @@ impl Emitter {
         sinks.progress(progress);
     }
 
+    /// Why the run's record can no longer be kept, if it cannot (see
+    /// [`Sink::broken`]).
+    pub fn broken(&self) -> Option<String> {
+        let sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sinks.broken()
+    }
+
     /// Add a sink (the journal, once it is open).
     pub fn add(&self, sink: Box<dyn Sink>) {
         let mut sinks = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -488,6 +542,10 @@ impl Sink for Emitter {
 
     fn progress(&mut self, progress: &Progress) {
         Emitter::progress(self, progress);
+    }
+
+    fn broken(&self) -> Option<String> {
+        Emitter::broken(self)
     }
 }
 

@@ -32,8 +32,15 @@ pub enum Exit {
     /// topology changed or it expired, or a step's reading moved since the
     /// plan was confirmed (stopped before that step).
     PlanMismatch,
+    /// The journal could not be written (disk full, read-only,
+    /// permission): nothing further was changed.
+    JournalUnwritable,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted,
+    /// edgefail itself failed (a bug: a panic); the journal records it and
+    /// `failover --resume` re-checks every step. The code Rust gives a
+    /// panic anyway.
+    Crashed,
 }
 
 impl Exit {
@@ -48,10 +55,12 @@ impl Exit {
             Exit::Locked => 6,
             Exit::ResumeRefused => 7,
             Exit::PlanMismatch => 8,
+            Exit::JournalUnwritable => 9,
             Exit::Drift => 10,
             Exit::FederationDown => 11,
             Exit::SourceUnreadable => 12,
             Exit::Interrupted => 130,
+            Exit::Crashed => 101,
         }
     }
 }

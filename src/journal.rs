@@ -53,28 +53,25 @@ pub enum JournalError {
     },
 }
 
-/// Where a topology's journal lives unless --journal says otherwise:
-/// `<state dir>/<file stem>-<hash of its absolute path>.jsonl`, the state
-/// directory being `platform::default_state_dir` (`$XDG_STATE_HOME/edgefail`
-/// on unix, `%LOCALAPPDATA%\edgefail` on Windows).
-pub fn default_path(topology: &Path) -> PathBuf {
-    let state = crate::platform::default_state_dir();
-    let absolute = std::fs::canonicalize(topology).unwrap_or_else(|_| topology.to_path_buf());
-    let stem: String = topology
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "topology".into())
+/// The name an estate's journal and lock go by: the XMPP domain and the
+/// DNS zone, not the topology file's path or the user, so that every copy
+/// of a topology and every operator sharing a state directory meet on the
+/// same journal and lock: `<domain>-<hash of domain and zone>`.
+pub fn estate_key(domain: &str, zone: &str) -> String {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+    let stem: String = domain
         .chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
                 c
             } else {
                 '_'
             }
         })
         .collect();
-    let hash = sha256_hex(absolute.to_string_lossy().as_bytes());
-    state.join(format!("{stem}-{}.jsonl", &hash[..12]))
+    let hash = sha256_hex(format!("domain={domain}\nzone={zone}").as_bytes());
+    format!("{stem}-{}", hash.get(..12).unwrap_or(&hash))
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -104,6 +101,9 @@ pub struct Journal {
     file: Arc<Mutex<File>>,
     pub path: PathBuf,
     run_id: String,
+    /// The first write that failed: from then on the run is not recorded,
+    /// and must change nothing more.
+    failed: Arc<Mutex<Option<String>>>,
 }
 
 impl Journal {
@@ -120,35 +120,59 @@ impl Journal {
             file: Arc::new(Mutex::new(file)),
             path: path.to_path_buf(),
             run_id: run_id.to_string(),
+            failed: Arc::default(),
         })
     }
 
-    /// Append one event and make it durable.
-    pub fn append(&self, event: &Event) {
+    /// Append one event and make it durable; Err says why it could not be
+    /// (disk full, read-only, permission), and is remembered (see
+    /// [`Journal::failure`]).
+    pub fn append(&self, event: &Event) -> Result<(), String> {
         let record = Record {
             journal_format: JOURNAL_FORMAT,
             run: self.run_id.clone(),
             event: event.clone(),
         };
-        let Ok(line) = serde_json::to_string(&record) else {
-            return;
+        let result = match serde_json::to_string(&record) {
+            Ok(line) => {
+                let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+                // One write per line keeps concurrent appenders from
+                // interleaving.
+                file.write_all(format!("{line}\n").as_bytes())
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
         };
-        let Ok(mut file) = self.file.lock() else {
-            return;
-        };
-        // One write per line keeps concurrent appenders from interleaving.
-        let result = file
-            .write_all(format!("{line}\n").as_bytes())
-            .and_then(|()| file.sync_data());
-        if let Err(e) = result {
-            tracing::error!("cannot write the journal {}: {e}", self.path.display());
+        if let Err(why) = &result {
+            tracing::error!("cannot write the journal {}: {why}", self.path.display());
+            let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+            failed.get_or_insert_with(|| {
+                format!(
+                    "the journal {} cannot be written: {why}",
+                    self.path.display()
+                )
+            });
         }
+        result
+    }
+
+    /// Why the journal stopped recording, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 impl Sink for Journal {
     fn event(&mut self, event: &Event) {
-        self.append(event);
+        let _ = self.append(event);
+    }
+
+    fn broken(&self) -> Option<String> {
+        self.failure()
     }
 }
 

@@ -1,8 +1,9 @@
-//! One failover per topology at a time: an exclusive lock on a file beside
-//! the journal, holding who has it. The kernel drops the lock when the
+//! One failover per estate at a time: an exclusive lock on a file in the
+//! state directory, named after the estate (see `journal::estate_key`),
+//! holding who has it. The kernel drops the lock when the
 //! holder dies; the holder's record stays, so a crashed run is noticed.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -30,7 +31,7 @@ impl std::fmt::Display for Holder {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("another failover of this topology is running: {holder} (lock file {})", path.display())]
+    #[error("another failover of this estate is running: {holder} (lock file {})", path.display())]
     Held { holder: String, path: PathBuf },
     #[error("cannot use lock file {}: {source}", path.display())]
     Io {
@@ -63,21 +64,9 @@ fn read_holder(file: &mut File) -> Option<Holder> {
 }
 
 impl Lock {
-    pub fn path_for(journal: &Path) -> PathBuf {
-        let mut p = journal.as_os_str().to_owned();
-        p.push(".lock");
-        PathBuf::from(p)
-    }
-
     /// Take the lock or fail at once naming the holder.
     pub fn acquire(path: &Path, me: Holder) -> Result<Lock, LockError> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io(path))?;
+        let mut file = crate::platform::open_private_rw(path).map_err(io(path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -107,7 +96,7 @@ impl Lock {
     /// Inspect a lock without taking it: Ok(None) free and clean, Ok(Some)
     /// free but a record was left behind, Err(Held) in use.
     pub fn inspect(path: &Path) -> Result<Option<Holder>, LockError> {
-        let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        let mut file = match crate::platform::open_existing_rw(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(path)(e)),
@@ -130,10 +119,7 @@ impl Lock {
 
     /// Remove a left-behind record (the lock must be free).
     pub fn clear(path: &Path) -> Result<(), LockError> {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
+        let file = crate::platform::open_existing_rw(path).map_err(io(path))?;
         match file.try_lock() {
             Ok(()) => {
                 file.set_len(0).map_err(io(path))?;

@@ -4,6 +4,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    edgefail::commands::install_panic_hook();
     let cli = match edgefail::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => edgefail::report::command_line_error(e),

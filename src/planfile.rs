@@ -416,6 +416,7 @@ impl PlanFile {
             ),
             counts,
             duration_ms: 0,
+            estate: None,
         });
         out
     }

@@ -240,13 +240,119 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Open `path` for appending, creating it readable by this user only if it
-/// is missing (mode 0600 on unix): the journal.
+/// Open `path` for appending (the journal): created new, exclusively and
+/// readable by this user only (mode 0600 on unix), when missing; opened as
+/// it is otherwise. A symbolic link at `path` is never followed (it could
+/// send the record somewhere else): it is refused with an error saying so.
 pub fn open_private_append(path: &Path) -> io::Result<File> {
+    open_no_follow(path, |o| {
+        o.append(true);
+    })
+}
+
+/// Open `path` for reading and writing (the lock file), on the same terms
+/// as [`open_private_append`].
+pub fn open_private_rw(path: &Path) -> io::Result<File> {
+    open_no_follow(path, |o| {
+        o.read(true).write(true);
+    })
+}
+
+/// Open the existing file `path` for reading and writing, never through a
+/// symbolic link (the lock file, inspected or cleared).
+pub fn open_existing_rw(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    private_mode(&mut options);
-    options.open(path)
+    options.read(true).write(true);
+    no_follow(&mut options);
+    match options.open(path) {
+        Ok(f) => not_a_link(path, f),
+        Err(e) => Err(explain_link(path, e)),
+    }
+}
+
+/// Create exclusively, else open the existing file; neither follows a link.
+fn open_no_follow(path: &Path, access: impl Fn(&mut OpenOptions)) -> io::Result<File> {
+    // Twice: the file may vanish between the two opens (another run's
+    // cleanup); a third miss is an error like any other.
+    let mut last = None;
+    for _ in 0..2 {
+        let mut create = OpenOptions::new();
+        access(&mut create);
+        create.write(true).create_new(true);
+        private_mode(&mut create);
+        no_follow(&mut create);
+        match create.open(path) {
+            Ok(f) => return not_a_link(path, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(explain_link(path, e)),
+        }
+        let mut existing = OpenOptions::new();
+        access(&mut existing);
+        no_follow(&mut existing);
+        match existing.open(path) {
+            Ok(f) => return not_a_link(path, f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
+            Err(e) => return Err(explain_link(path, e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotFound)))
+}
+
+/// unix: O_NOFOLLOW already refused a link at open.
+#[cfg(unix)]
+fn not_a_link(_path: &Path, file: File) -> io::Result<File> {
+    Ok(file)
+}
+
+/// Windows: the link itself was opened (FILE_FLAG_OPEN_REPARSE_POINT);
+/// refuse it now.
+#[cfg(windows)]
+fn not_a_link(path: &Path, file: File) -> io::Result<File> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(explain_link(
+            path,
+            io::Error::from(io::ErrorKind::InvalidInput),
+        )),
+        _ => Ok(file),
+    }
+}
+
+#[cfg(unix)]
+fn no_follow(options: &mut OpenOptions) {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.custom_flags(libc::O_NOFOLLOW);
+}
+
+#[cfg(windows)]
+fn no_follow(options: &mut OpenOptions) {
+    use std::os::windows::fs::OpenOptionsExt;
+    // FILE_FLAG_OPEN_REPARSE_POINT: open a link itself, not its target;
+    // explain_link then refuses it.
+    options.custom_flags(0x0020_0000);
+}
+
+/// A link where a file was expected: say so plainly.
+fn explain_link(path: &Path, e: io::Error) -> io::Error {
+    if is_link_refusal(&e)
+        || std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is a symbolic link, which edgefail does not follow for its journal and lock: point it at a real file",
+        )
+    } else {
+        e
+    }
+}
+
+#[cfg(unix)]
+fn is_link_refusal(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+#[cfg(windows)]
+fn is_link_refusal(_e: &io::Error) -> bool {
+    false
 }
 
 #[cfg(unix)]

@@ -112,11 +112,51 @@ pub fn parse_skips(skip: &[String]) -> anyhow::Result<Vec<StepId>> {
         .collect()
 }
 
-/// The journal file: --journal, else the topology's default.
-pub fn journal_path(topology: &Path, arg: &JournalArg) -> PathBuf {
-    arg.journal
-        .clone()
-        .unwrap_or_else(|| journal::default_path(topology))
+/// Where an estate's journal and lock are.
+#[derive(Debug, Clone)]
+pub struct StatePaths {
+    /// --journal, else `<state dir>/<estate>.jsonl`.
+    pub journal: PathBuf,
+    /// Always `<state dir>/<estate>.lock`: one lock per estate, whichever
+    /// journal a run writes.
+    pub lock: PathBuf,
+}
+
+/// The topology's `state_dir` (relative to the topology file's folder),
+/// else this user's state directory.
+pub fn state_dir(topology_path: &Path, t: &Topology) -> PathBuf {
+    match &t.state_dir {
+        Some(dir) if dir.is_absolute() => dir.clone(),
+        Some(dir) => topology_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(dir),
+        None => crate::platform::default_state_dir(),
+    }
+}
+
+/// The journal and lock of the estate `t` describes.
+pub fn state_paths(topology_path: &Path, t: &Topology, arg: &JournalArg) -> StatePaths {
+    let dir = state_dir(topology_path, t);
+    let key = journal::estate_key(&t.xmpp.domain, &t.dns.zone);
+    StatePaths {
+        journal: arg
+            .journal
+            .clone()
+            .unwrap_or_else(|| dir.join(format!("{key}.jsonl"))),
+        lock: dir.join(format!("{key}.lock")),
+    }
+}
+
+/// The journal file alone: --journal as given (no topology needed), else
+/// the estate's, from the topology.
+pub fn journal_path(topology: &Path, arg: &JournalArg) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &arg.journal {
+        return Ok(path.clone());
+    }
+    let loaded = load_topology(topology)?;
+    Ok(state_paths(topology, &loaded.topology, arg).journal)
 }
 
 /// `--resume`: the last unfinished failover in the journal at `journal`,
@@ -160,6 +200,7 @@ pub struct RunSettings {
     pub topology_path: PathBuf,
     pub loaded: Loaded,
     pub journal: PathBuf,
+    pub lock: PathBuf,
     pub from: Option<String>,
     pub to: Option<String>,
     pub skip: Vec<StepId>,
@@ -185,8 +226,10 @@ impl RunSettings {
             args.command_timeout,
             args.verify_timeout,
         );
+        let paths = state_paths(&args.topology.path, &loaded.topology, &args.journal);
         Ok(RunSettings {
-            journal: journal_path(&args.topology.path, &args.journal),
+            journal: paths.journal,
+            lock: paths.lock,
             topology_path: args.topology.path.clone(),
             from: args.from.clone(),
             to: args.to.clone(),
@@ -214,6 +257,23 @@ impl RunSettings {
             }
         }
         (found, problems)
+    }
+
+    /// A failover with `dns.mode: manual` stops at step 4 for the operator
+    /// to type `done`: without a terminal to type it on, it would stop
+    /// there after the services were stopped and the route moved. Refused
+    /// here instead, before anything is contacted. A resume that takes its
+    /// skips from the journal is judged by the flags alone (it may still
+    /// need DNS).
+    pub fn refuse_manual_dns_without_terminal(&self, terminal: bool) -> anyhow::Result<()> {
+        let dns_steps = [StepId::DnsA, StepId::DnsSrv];
+        let needs_dns = dns_steps.iter().any(|s| !self.skip.contains(s));
+        if self.loaded.topology.dns.mode == topology::DnsMode::Manual && needs_dns && !terminal {
+            bail!(
+                "dns.mode is manual: step 4 waits for you to type `done` on a terminal after making the DNS change, and there is no terminal here (--yes does not confirm a change made by hand); run it on a terminal, or --skip dns.a --skip dns.srv when the DNS change is made by other means. Nothing was contacted or changed"
+            );
+        }
+        Ok(())
     }
 
     /// The pools, once settled.

@@ -10,7 +10,7 @@ use crate::names::printable;
 use crate::settings;
 
 pub fn run(args: ReportArgs) -> CommandResult {
-    let path = settings::journal_path(&args.topology.path, &args.journal);
+    let path = settings::journal_path(&args.topology.path, &args.journal)?;
     let contents = journal::read(&path).or_exit(Exit::Usage)?;
     let run = match &args.run {
         Some(id) => contents.run(id).ok_or_else(|| {

@@ -11,7 +11,7 @@ use crate::report;
 use crate::settings;
 
 pub fn run(args: HistoryArgs) -> CommandResult {
-    let path = settings::journal_path(&args.topology.path, &args.journal);
+    let path = settings::journal_path(&args.topology.path, &args.journal)?;
     let contents = journal::read(&path).or_exit(Exit::Usage)?;
     // Journal problems go where the output goes (JSON: `warning` lines).
     let events = super::events(args.output, false);

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, Output};
+use crate::dns::lease::{Lease, LeaseError, ZoneLease};
 use crate::engine::resume::Resume;
 use crate::engine::runner::{self, Mode};
 use crate::event::{Emitter, Event, Level, Origin, RunOutcome, Sinks};
@@ -31,6 +32,7 @@ use crate::operator::Operator;
 use crate::platform;
 use crate::report;
 use crate::settings::{self, RunSettings};
+use crate::topology::{DnsMode, LockMode};
 
 /// Run the command the command line names. Under `--output json` a
 /// command that fails says so last on stdout, as an `error` event with its
@@ -142,8 +144,9 @@ fn operator_name() -> String {
     format!("{user}@{host}")
 }
 
-/// First Ctrl-C / SIGTERM: finish the command in flight, then stop. Second:
-/// journal the abandonment and exit at once.
+/// First Ctrl-C / SIGTERM: finish the command in flight, then stop (at the
+/// confirmation prompt, or while planning: stop at once, nothing was
+/// changed). Second: journal the abandonment and exit at once.
 fn watch_interrupts(cancel: Cancel, journal: Journal) {
     tokio::spawn(async move {
         let Ok(mut interrupts) = crate::platform::Interrupts::new() else {
@@ -152,26 +155,45 @@ fn watch_interrupts(cancel: Cancel, journal: Journal) {
         };
         loop {
             let name = interrupts.next().await;
+            let changing = cancel.changing();
             if !cancel.is_set() {
                 cancel.trigger();
-                report::notice(&format!(
-                    "\n{name}: stopping after the command in flight finishes or times out; press Ctrl-C again to abandon at once"
-                ));
+                report::notice(&if changing {
+                    format!(
+                        "\n{name}: stopping after the command in flight finishes or times out; press Ctrl-C again to abandon at once"
+                    )
+                } else {
+                    format!("\n{name}: stopping; nothing has been changed")
+                });
                 continue;
             }
-            let message = format!(
-                "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
-            );
-            journal.append(&Event::RunFinished {
-                outcome: RunOutcome::Interrupted,
-                exit_code: Exit::Interrupted.code(),
+            let (outcome, exit, message) = if changing {
+                (
+                    RunOutcome::Interrupted,
+                    Exit::Interrupted,
+                    format!(
+                        "abandoned at once by a second {name}; local commands in flight were ended, a remote one may still complete on the far side; `edgefail failover --resume` re-checks every step"
+                    ),
+                )
+            } else {
+                // Only reads were under way: nothing to resume.
+                (
+                    RunOutcome::Declined,
+                    Exit::Declined,
+                    format!("abandoned by a second {name} before anything was changed"),
+                )
+            };
+            let _ = journal.append(&Event::RunFinished {
+                outcome,
+                exit_code: exit.code(),
                 message: message.clone(),
                 counts: Default::default(),
                 duration_ms: 0,
+                estate: None,
             });
             report::notice(&format!("\n{message}"));
             crate::transport::end_in_flight();
-            std::process::exit(Exit::Interrupted.code());
+            std::process::exit(exit.code());
         }
     });
 }
@@ -196,6 +218,67 @@ impl crate::event::Sink for Kept {
             .unwrap_or_else(|p| p.into_inner())
             .push(event.clone());
     }
+}
+
+/// What a crash (a panic) can still record and say: the run's journal.
+struct CrashRecord {
+    journal: Journal,
+    run_id: String,
+    topology: String,
+}
+
+static CRASH: std::sync::Mutex<Option<CrashRecord>> = std::sync::Mutex::new(None);
+
+/// On a panic anywhere (a bug): journal the crash so the run shows as
+/// unfinished and resumable, print what the journal says was done and the
+/// resume command, end local commands in flight, and exit 101. Best
+/// effort: nothing here may panic again.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        let record = match CRASH.try_lock() {
+            Ok(mut guard) => guard.take(),
+            Err(_) => None,
+        };
+        if let Some(r) = record {
+            let message = format!(
+                "edgefail crashed (a bug: {}); the state of the estate was not read; `edgefail failover --resume` re-checks every step",
+                crate::names::printable(&info.to_string())
+            );
+            let _ = r.journal.append(&Event::RunFinished {
+                outcome: RunOutcome::Failed,
+                exit_code: Exit::Crashed.code(),
+                message: message.clone(),
+                counts: Default::default(),
+                duration_ms: 0,
+                estate: None,
+            });
+            let done: Vec<crate::steps::StepId> = journal::read(&r.journal.path)
+                .ok()
+                .and_then(|c| {
+                    let run = c.run(&r.run_id)?;
+                    let left = journal::left_by(&c, run);
+                    let mut done: Vec<_> = left
+                        .into_iter()
+                        .filter(|(_, l)| matches!(l, journal::Left::Verified { .. }))
+                        .map(|(s, _)| s)
+                        .collect();
+                    done.sort_by_key(|s| s.number());
+                    Some(done)
+                })
+                .unwrap_or_default();
+            report::notice(&format!(
+                "\nFAILED: {message}{}",
+                report::footer::render_crash(
+                    &done,
+                    &format!("edgefail failover --resume -t {}", r.topology)
+                )
+            ));
+        }
+        crate::transport::end_in_flight();
+        std::process::exit(Exit::Crashed.code());
+    }));
 }
 
 /// Plan or failover: from settled settings to the runner's finish.
@@ -224,6 +307,10 @@ async fn run_plan_or_failover(
     } else {
         None
     };
+    // Once the skips are settled (a resume takes them from the journal).
+    if matches!(mode, Mode::Apply { .. }) {
+        settings.refuse_manual_dns_without_terminal(operator.present())?;
+    }
     let ctx = settings
         .ctx()?
         .with_events(events.clone())
@@ -242,11 +329,29 @@ async fn run_plan_or_failover(
     } else {
         None
     };
-    let journal = Journal::open(&settings.journal, &run_id).or_exit(Exit::Usage)?;
+    let journal = Journal::open(&settings.journal, &run_id).or_exit(Exit::JournalUnwritable)?;
     events.add(Box::new(journal.clone()));
+    if let Ok(mut crash) = CRASH.lock() {
+        *crash = Some(CrashRecord {
+            journal: journal.clone(),
+            run_id: run_id.clone(),
+            topology: crate::names::printable(&settings.topology_path.display().to_string()),
+        });
+    }
     watch_interrupts(ctx.cancel.clone(), journal);
 
     let topology_path = settings.topology_path.display().to_string();
+    let lease = if matches!(mode, Mode::Apply { .. }) {
+        take_lease(
+            &settings.loaded.topology,
+            &settings.skip,
+            &run_id,
+            resume.as_ref().map(|r| r.run_id.as_str()),
+        )
+        .await?
+    } else {
+        None
+    };
     let finish = runner::run(runner::Run {
         ctx: &ctx,
         mode,
@@ -259,8 +364,12 @@ async fn run_plan_or_failover(
         resume,
         approved: extras.approved,
     })
-    .await
-    .or_exit(Exit::ResumeRefused)?;
+    .await;
+    // Released whatever the run's end, refusals included.
+    if let Some(held) = lease {
+        held.release().await;
+    }
+    let finish = finish.or_exit(Exit::ResumeRefused)?;
     if let Some(out) = &extras.out {
         save_plan(out, finish.outcome, &kept)?;
     }
@@ -290,7 +399,80 @@ fn save_plan(out: &std::path::Path, outcome: RunOutcome, kept: &Kept) -> Result<
     Ok(())
 }
 
-/// One failover per topology at a time.
+/// A lease this run holds in the zone, renewed in the background.
+struct HeldLease {
+    zone: ZoneLease,
+    current: Arc<tokio::sync::Mutex<Lease>>,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl HeldLease {
+    /// Stop renewing and remove the lease (only if it is still ours).
+    async fn release(self) {
+        self.renewal.abort();
+        let lease = self.current.lock().await.clone();
+        if let Err(e) = self.zone.release(&lease).await {
+            report::notice(&format!(
+                "could not remove the lease {} in the zone: {e}; it expires by itself at {}",
+                crate::dns::show(&self.zone.owner),
+                lease.expiry()
+            ));
+        }
+    }
+}
+
+/// Across machines: with `dns.mode: rfc2136` and `lock: zone` (the
+/// default), a run that will update DNS takes the estate's lease in the
+/// zone before changing anything (see `dns::lease`). A resume may take
+/// over the lease of the run it continues.
+async fn take_lease(
+    t: &crate::topology::Topology,
+    skip: &[crate::steps::StepId],
+    run_id: &str,
+    resumes: Option<&str>,
+) -> Result<Option<HeldLease>, exit::Failed> {
+    let updates_dns = [crate::steps::StepId::DnsA, crate::steps::StepId::DnsSrv]
+        .iter()
+        .any(|s| !skip.contains(s));
+    if t.lock != LockMode::Zone || t.dns.mode != DnsMode::Rfc2136 || !updates_dns {
+        return Ok(None);
+    }
+    let zone = ZoneLease::from_topology(t).or_exit(Exit::StepFailed)?;
+    let lease = match zone.take(run_id, resumes).await {
+        Ok(lease) => lease,
+        Err(e @ (LeaseError::Held { .. } | LeaseError::Foreign { .. })) => {
+            return Err(e).or_exit(Exit::Locked);
+        }
+        Err(e) => return Err(e).or_exit(Exit::StepFailed),
+    };
+    tracing::info!("took the lease {}", lease.text);
+    let current = Arc::new(tokio::sync::Mutex::new(lease));
+    let renewal = {
+        let (zone, current) = (zone.clone(), current.clone());
+        tokio::spawn(async move {
+            // A third of the lease: two renewals may fail before it lapses.
+            let every = std::time::Duration::from_secs((zone.secs / 3).max(1));
+            loop {
+                tokio::time::sleep(every).await;
+                let mut held = current.lock().await;
+                match zone.renew(&held).await {
+                    Ok(next) => *held = next,
+                    Err(e) => report::notice(&format!(
+                        "could not renew the lease in the zone: {e}; it lapses at {}",
+                        held.expiry()
+                    )),
+                }
+            }
+        })
+    };
+    Ok(Some(HeldLease {
+        zone,
+        current,
+        renewal,
+    }))
+}
+
+/// One failover per estate at a time (on this state directory).
 fn take_lock(
     settings: &RunSettings,
     run_id: &str,
@@ -304,7 +486,7 @@ fn take_lock(
         since: crate::event::now(),
         run_id: run_id.to_string(),
     };
-    let path = Lock::path_for(&settings.journal);
+    let path = settings.lock.clone();
     // The same directory the journal goes to, made the same way.
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = journal::make_dir(dir);

@@ -55,110 +55,129 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         events.emit(finding);
     }
 
-    let opts = settings::run_options(&stage.topology.timeouts, args.parallel, false, None, None);
-    let journal_file = stage.journal_path();
-    let topology_path = args.topology.path.display().to_string();
-    let operator = super::operator_name();
-    // A drill's failed run is followed by the resumed one: its end goes to
-    // its journal, and to the operator inside `rehearsal_resume`, so that
-    // the stream has one `run_finished`, the rehearsal's.
-    let held: Arc<Mutex<Option<Event>>> = Arc::default();
-    let once = |resume, hold: bool| {
-        let ctx = stage.ctx(&from, &to, opts.clone());
-        let journal_file = journal_file.clone();
-        let events: Box<dyn event::Sink> = if hold {
-            Box::new(HoldEnd {
-                inner: events.clone(),
-                held: held.clone(),
-            })
-        } else {
-            Box::new(events.clone())
-        };
-        let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
-        async move {
-            let ctx = ctx
-                .map_err(anyhow::Error::msg)?
-                .with_operator(Arc::new(Absent));
-            let run_id = super::new_run_id();
-            let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
-            // Each run gets the reporter and its own journal handle.
-            let run_events = event::Emitter::new(event::Sinks(vec![events, Box::new(journal)]));
-            let ctx = ctx.with_events(run_events);
-            let finish = runner::run(runner::Run {
-                ctx: &ctx,
-                mode: Mode::Apply { confirm: false },
-                runbook: crate::steps::runbook(),
-                skip: Vec::new(),
-                run_id: &run_id,
-                operator,
-                topology_path,
-                topology_text: text,
-                resume,
-                approved: None,
-            })
-            .await
-            .or_exit(Exit::ResumeRefused)?;
-            Ok::<Exit, crate::exit::Failed>(finish.exit)
-        }
-    };
-    // What the run left behind, read as `edgefail status` reads a real
-    // estate (a drill's failure shows its split brain here).
-    let show_status = || async {
-        if args.status {
-            let status = estate::read(&stage.status_sources(opts.command_timeout)).await;
-            report::status::status(&status, args.output);
-        }
-    };
-    let code = once(None, !drills.is_empty()).await?;
-    let first_end = held.lock().unwrap_or_else(|p| p.into_inner()).take();
-    show_status().await;
-    let code = if code == Exit::Ok || drills.is_empty() {
-        if let Some(end) = first_end {
-            events.emit(&end);
-        }
-        code
-    } else {
-        let message = match first_end {
-            Some(Event::RunFinished { message, .. }) => message,
-            _ => String::new(),
-        };
-        stage.clear().await;
-        let (found, problems) =
-            settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
-        for p in problems {
-            events.emit(&super::warning(Origin::Journal, p));
-        }
-        let resume = match found {
-            Ok(r) => {
-                events.emit(&Event::RehearsalResume {
-                    failed_exit_code: code.code(),
-                    message: message.clone(),
-                    command: format!("edgefail failover --resume -t {topology_path}"),
-                    why: None,
-                });
-                Some(r)
-            }
-            Err(why) => {
-                events.emit(&Event::RehearsalResume {
-                    failed_exit_code: code.code(),
-                    message,
-                    command: format!(
-                        "edgefail failover -t {topology_path} --from {from} --to {to}"
-                    ),
-                    // The reason, without the "cannot resume" it comes with.
-                    why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
-                });
-                None
+    // Ctrl-C or SIGTERM ends the rehearsal at once: nothing real is
+    // touched, and leaving returns the stage, whose drop removes the
+    // temporary directory with the rehearsal's key file and journal.
+    let work = async {
+        let opts =
+            settings::run_options(&stage.topology.timeouts, args.parallel, false, None, None);
+        let journal_file = stage.journal_path();
+        let topology_path = args.topology.path.display().to_string();
+        let operator = super::operator_name();
+        // A drill's failed run is followed by the resumed one: its end goes to
+        // its journal, and to the operator inside `rehearsal_resume`, so that
+        // the stream has one `run_finished`, the rehearsal's.
+        let held: Arc<Mutex<Option<Event>>> = Arc::default();
+        let once = |resume, hold: bool| {
+            let ctx = stage.ctx(&from, &to, opts.clone());
+            let journal_file = journal_file.clone();
+            let events: Box<dyn event::Sink> = if hold {
+                Box::new(HoldEnd {
+                    inner: events.clone(),
+                    held: held.clone(),
+                })
+            } else {
+                Box::new(events.clone())
+            };
+            let (topology_path, operator, text) = (&topology_path, &operator, &loaded.text);
+            async move {
+                let ctx = ctx
+                    .map_err(anyhow::Error::msg)?
+                    .with_operator(Arc::new(Absent));
+                let run_id = super::new_run_id();
+                let journal = Journal::open(&journal_file, &run_id).or_exit(Exit::Usage)?;
+                // Each run gets the reporter and its own journal handle.
+                let run_events = event::Emitter::new(event::Sinks(vec![events, Box::new(journal)]));
+                let ctx = ctx.with_events(run_events);
+                let finish = runner::run(runner::Run {
+                    ctx: &ctx,
+                    mode: Mode::Apply { confirm: false },
+                    runbook: crate::steps::runbook(),
+                    skip: Vec::new(),
+                    run_id: &run_id,
+                    operator,
+                    topology_path,
+                    topology_text: text,
+                    resume,
+                    approved: None,
+                })
+                .await
+                .or_exit(Exit::ResumeRefused)?;
+                Ok::<Exit, crate::exit::Failed>(finish.exit)
             }
         };
-        let code = once(resume, false).await?;
+        // What the run left behind, read as `edgefail status` reads a real
+        // estate (a drill's failure shows its split brain here).
+        let show_status = || async {
+            if args.status {
+                let status = estate::read(&stage.status_sources(opts.command_timeout)).await;
+                report::status::status(&status, args.output);
+            }
+        };
+        let code = once(None, !drills.is_empty()).await?;
+        let first_end = held.lock().unwrap_or_else(|p| p.into_inner()).take();
         show_status().await;
-        code
+        let code = if code == Exit::Ok || drills.is_empty() {
+            if let Some(end) = first_end {
+                events.emit(&end);
+            }
+            code
+        } else {
+            let message = match first_end {
+                Some(Event::RunFinished { message, .. }) => message,
+                _ => String::new(),
+            };
+            stage.clear().await;
+            let (found, problems) =
+                settings::find_resume(&journal_file, &loaded.text, Some(&from), Some(&to));
+            for p in problems {
+                events.emit(&super::warning(Origin::Journal, p));
+            }
+            let resume = match found {
+                Ok(r) => {
+                    events.emit(&Event::RehearsalResume {
+                        failed_exit_code: code.code(),
+                        message: message.clone(),
+                        command: format!("edgefail failover --resume -t {topology_path}"),
+                        why: None,
+                    });
+                    Some(r)
+                }
+                Err(why) => {
+                    events.emit(&Event::RehearsalResume {
+                        failed_exit_code: code.code(),
+                        message,
+                        command: format!(
+                            "edgefail failover -t {topology_path} --from {from} --to {to}"
+                        ),
+                        // The reason, without the "cannot resume" it comes with.
+                        why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
+                    });
+                    None
+                }
+            };
+            let code = once(resume, false).await?;
+            show_status().await;
+            code
+        };
+        if let Some(out) = &args.report {
+            write_report(&journal_file, out)?;
+        }
+        Ok::<Exit, crate::exit::Failed>(code)
     };
-    if let Some(out) = &args.report {
-        write_report(&journal_file, out)?;
+    let Ok(mut interrupts) = crate::platform::Interrupts::new() else {
+        return work.await;
+    };
+    tokio::select! {
+        result = work => result,
+        name = interrupts.next() => {
+            crate::report::notice(&format!(
+                "\n{name}: rehearsal stopped; its temporary key file, journal and directory are removed"
+            ));
+            drop(stage);
+            Ok(Exit::Interrupted)
+        }
     }
-    Ok(code)
 }
 
 /// `rehearse --report FILE`: the change record of every run of the

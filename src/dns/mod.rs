@@ -9,6 +9,7 @@
 
 mod client;
 mod error;
+pub mod lease;
 mod proof;
 mod records;
 mod tsig;

@@ -172,6 +172,26 @@ impl Authority {
         read_srv_in(&mut conn, name).await
     }
 
+    /// The TXT strings at `name` (each record's strings joined).
+    pub async fn read_txt(&self, name: &Name) -> Result<Vec<String>, DnsError> {
+        let mut conn = Connection::open(self.addr, self.timeout).await?;
+        let answer = query(&mut conn, name, RecordType::TXT).await?;
+        Ok(answer
+            .answers
+            .iter()
+            .filter(|r| same(&r.name, name))
+            .filter_map(|r| match &r.data {
+                RData::TXT(txt) => Some(
+                    txt.txt_data
+                        .iter()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .collect::<String>(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
     async fn read_a_in(
         &self,
         conn: &mut Connection,

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
-use hickory_proto::rr::rdata::{A, SRV};
+use hickory_proto::rr::rdata::{A, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
 use super::client::Connection;
@@ -20,6 +20,8 @@ use super::tsig::Signer;
 pub enum Data {
     A(Ipv4Addr),
     Srv(SrvRecord),
+    /// One TXT record of one string (the run lease).
+    Txt(String),
 }
 
 impl Data {
@@ -27,6 +29,7 @@ impl Data {
         match self {
             Data::A(_) => RecordType::A,
             Data::Srv(_) => RecordType::SRV,
+            Data::Txt(_) => RecordType::TXT,
         }
     }
 
@@ -34,6 +37,7 @@ impl Data {
         match self {
             Data::A(ip) => RData::A(A(*ip)),
             Data::Srv(s) => RData::SRV(SRV::new(s.priority, s.weight, s.port, s.target.clone())),
+            Data::Txt(t) => RData::TXT(TXT::new(vec![t.clone()])),
         }
     }
 
@@ -41,6 +45,7 @@ impl Data {
         match self {
             Data::A(ip) => ip.to_string(),
             Data::Srv(s) => s.to_string(),
+            Data::Txt(t) => format!("{t:?}"),
         }
     }
 }
@@ -51,6 +56,8 @@ enum Prereq {
     Exactly(Name, RecordType, Vec<Data>),
     /// No record of that type at that name (RFC 2136 2.4.3).
     Absent(Name, RecordType),
+    /// No record of any type at that name (RFC 2136 2.4.5).
+    NameUnused(Name),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +105,19 @@ impl Update {
         self
     }
 
+    /// Require the TXT rrset at `name` to be exactly `now`.
+    pub fn require_txt(&mut self, name: &Name, now: &[String]) -> &mut Self {
+        let data = now.iter().cloned().map(Data::Txt).collect();
+        self.require(name, RecordType::TXT, data)
+    }
+
+    /// Require that `name` holds no record at all: of two updates racing
+    /// to create it, exactly one passes.
+    pub fn require_name_unused(&mut self, name: &Name) -> &mut Self {
+        self.prereqs.push(Prereq::NameUnused(name.clone()));
+        self
+    }
+
     pub fn delete_rrset(&mut self, name: &Name, rtype: RecordType) -> &mut Self {
         self.changes.push(Change::DeleteRrset(name.clone(), rtype));
         self
@@ -129,6 +149,8 @@ impl Update {
             let (name, rtype, present): (&Name, RecordType, &[Data]) = match p {
                 Prereq::Exactly(name, rtype, data) => (name, *rtype, data),
                 Prereq::Absent(name, rtype) => (name, *rtype, &[]),
+                // Nothing at the name: the prerequisite alone is the proof.
+                Prereq::NameUnused(_) => continue,
             };
             if let Some(absent) = absent_record(rtype, present) {
                 proof.changes.push(Change::Delete(name.clone(), absent));
@@ -158,6 +180,9 @@ impl Update {
                 }
                 Prereq::Absent(name, rtype) => {
                     out.push_str(&format!("prereq nxrrset {} IN {rtype}\n", show(name)));
+                }
+                Prereq::NameUnused(name) => {
+                    out.push_str(&format!("prereq nxdomain {}\n", show(name)));
                 }
             }
         }
@@ -202,6 +227,11 @@ impl Update {
                 }
                 Prereq::Absent(name, rtype) => {
                     let mut r = Record::update0(name.clone(), 0, *rtype);
+                    r.dns_class = DNSClass::NONE;
+                    message.add_pre_requisite(r);
+                }
+                Prereq::NameUnused(name) => {
+                    let mut r = Record::update0(name.clone(), 0, RecordType::ANY);
                     r.dns_class = DNSClass::NONE;
                     message.add_pre_requisite(r);
                 }

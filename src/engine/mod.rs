@@ -10,7 +10,10 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::event::{self, ApprovedPlan, Event, Outcome, Phase, RunOutcome, Seen, StepInfo};
+use crate::event::{
+    self, ApprovedPlan, EstateReading, EstateState, Event, Outcome, Phase, RunOutcome, Seen,
+    StepInfo,
+};
 use crate::exit::Exit;
 use crate::journal::Left;
 use crate::steps::{CheckState, Ctx, Entry, Reading, StepId};
@@ -21,6 +24,15 @@ pub struct Engine<'a> {
     skip: Vec<StepId>,
     started: Instant,
     counts: BTreeMap<Outcome, usize>,
+    /// The topology path the run was started with (for the next command).
+    topology: String,
+    /// Steps this run applied, those whose apply failed (they may have
+    /// changed part of what they touch), and those it verified.
+    applied: Vec<StepId>,
+    attempted: Vec<StepId>,
+    verified: Vec<StepId>,
+    /// The state of the estate, read when the run stopped short.
+    estate: Option<EstateState>,
 }
 
 /// The plan: each step's check state, in order (`None`: skipped), and what
@@ -112,6 +124,11 @@ impl<'a> Engine<'a> {
             skip,
             started: Instant::now(),
             counts: BTreeMap::new(),
+            topology: String::new(),
+            applied: Vec::new(),
+            attempted: Vec::new(),
+            verified: Vec::new(),
+            estate: None,
         }
     }
 
@@ -150,6 +167,7 @@ impl<'a> Engine<'a> {
             })
             .collect();
         let plan_sha256 = self.plan_sha256();
+        self.topology = info.topology.to_string();
         self.emit(Event::RunStarted {
             format: event::FORMAT,
             run_id: info.run_id.to_string(),
@@ -298,6 +316,20 @@ impl<'a> Engine<'a> {
         )
     }
 
+    /// A run that cannot be recorded changes nothing more.
+    fn unrecorded(&self, before: StepId) -> Option<(Finish, String)> {
+        let why = self.ctx.events.broken()?;
+        Some((
+            Finish {
+                outcome: RunOutcome::Failed,
+                exit: Exit::JournalUnwritable,
+            },
+            format!(
+                "{why}; stopped before applying {before}: nothing further was changed (free space or fix the permissions, or choose another journal with --journal PATH, then `edgefail failover --resume`)"
+            ),
+        ))
+    }
+
     /// The apply phase of step `i`; Err ends the run.
     async fn apply_phase(&mut self, i: usize, check: &Reading) -> Result<(), (Finish, String)> {
         let Entry::Changes(step) = &self.steps[i] else {
@@ -313,20 +345,27 @@ impl<'a> Engine<'a> {
         self.ctx.progress(event::Progress::CommandTimeout(
             self.ctx.opts.command_timeout,
         ));
+        crash_drill(id);
         let applied = step.apply(self.ctx).await;
         let ms = at.elapsed().as_millis() as u64;
         match applied {
-            Ok(a) => self.emit(Event::PhaseFinished {
-                step: id,
-                phase: Phase::Apply,
-                outcome: Outcome::Changed,
-                summary: a.summary,
-                changes: check.changes.clone(),
-                seen: Vec::new(),
-                details: a.details,
-                duration_ms: ms,
-            }),
+            Ok(a) => {
+                self.applied.push(id);
+                self.emit(Event::PhaseFinished {
+                    step: id,
+                    phase: Phase::Apply,
+                    outcome: Outcome::Changed,
+                    summary: a.summary,
+                    changes: check.changes.clone(),
+                    seen: Vec::new(),
+                    details: a.details,
+                    duration_ms: ms,
+                });
+            }
             Err(f) => {
+                // A failed apply may have changed part of what it touches
+                // (some servers stopped, say): the survey reads it.
+                self.attempted.push(id);
                 let message = format!("{id} failed: {}; later steps were not run", f.summary);
                 self.emit(Event::PhaseFinished {
                     step: id,
@@ -352,8 +391,105 @@ impl<'a> Engine<'a> {
 
     /// Run the steps for real, in order; stop at the first failure or
     /// interruption, or before a step whose reading moved since `confirmed`.
-    /// `left` is what an earlier run left each step in.
+    /// `left` is what an earlier run left each step in. A run that stops
+    /// short reads the estate back for its closing words (see
+    /// [`Engine::survey`]).
     pub async fn execute(
+        &mut self,
+        left: &HashMap<StepId, Left>,
+        confirmed: &Confirmed,
+    ) -> (Finish, String) {
+        let (finish, mut message) = self.execute_steps(left, confirmed).await;
+        if matches!(
+            finish.outcome,
+            RunOutcome::Failed
+                | RunOutcome::VerifyFailed
+                | RunOutcome::Interrupted
+                | RunOutcome::PlanMismatch
+        ) {
+            let fix = message.clone();
+            let changed: Vec<&str> = self.applied.iter().map(|s| s.as_str()).collect();
+            if !changed.is_empty() {
+                message = format!(
+                    "{message}; this run changed the estate before it stopped ({}): see its state below",
+                    changed.join(", ")
+                );
+            }
+            self.estate = Some(self.survey(left, &fix).await);
+        }
+        (finish, message)
+    }
+
+    /// Read the estate back after a run stopped short: every target
+    /// server's services, the route, the A and SRV records, as the checks
+    /// of the steps that change them read them now (not what the run
+    /// believes it did).
+    pub async fn survey(&self, left: &HashMap<StepId, Left>, fix: &str) -> EstateState {
+        let mut readings = Vec::new();
+        for id in [
+            StepId::ServicesStart,
+            StepId::RouteSet,
+            StepId::DnsA,
+            StepId::DnsSrv,
+        ] {
+            let Some(entry) = self.steps.iter().find(|s| s.id() == id) else {
+                continue;
+            };
+            if self.skip.contains(&id) {
+                readings.push(EstateReading {
+                    step: id,
+                    what: entry.title(self.ctx),
+                    state: "not read: skipped by --skip".into(),
+                });
+                continue;
+            }
+            let reading = entry.check(self.ctx, &[]).await;
+            match reading.state {
+                CheckState::CannotTell | CheckState::Blocked => readings.push(EstateReading {
+                    step: id,
+                    what: entry.title(self.ctx),
+                    state: format!("cannot tell: {}", reading.summary),
+                }),
+                _ if reading.changes.is_empty() => readings.push(EstateReading {
+                    step: id,
+                    what: entry.title(self.ctx),
+                    state: reading.summary.clone(),
+                }),
+                _ => readings.extend(reading.changes.iter().map(|c| EstateReading {
+                    step: id,
+                    what: c.what.clone(),
+                    state: c.old.clone(),
+                })),
+            }
+        }
+        let mut steps_done: Vec<StepId> = Vec::new();
+        for entry in &self.steps {
+            let id = entry.id();
+            let earlier = matches!(left.get(&id), Some(Left::Verified { .. }));
+            if self.verified.contains(&id) || earlier {
+                steps_done.push(id);
+            }
+        }
+        let steps_unverified = self
+            .applied
+            .iter()
+            .chain(self.attempted.iter())
+            .filter(|s| !self.verified.contains(s))
+            .copied()
+            .collect();
+        EstateState {
+            steps_done,
+            steps_unverified,
+            readings,
+            fix: fix.to_string(),
+            next: format!(
+                "edgefail failover --resume -t {}",
+                crate::names::printable(&self.topology)
+            ),
+        }
+    }
+
+    async fn execute_steps(
         &mut self,
         left: &HashMap<StepId, Left>,
         confirmed: &Confirmed,
@@ -406,10 +542,13 @@ impl<'a> Engine<'a> {
             }
             if self.ctx.cancel.is_set() {
                 return Engine::interrupted(format!(
-                    "before applying {id} (its check ran; nothing changed)"
+                    "before applying {id} (its check ran; it was not applied)"
                 ));
             }
 
+            if let Some(stop) = self.unrecorded(id) {
+                return stop;
+            }
             // A step that only looks has nothing to apply: its verify
             // waits for what it looks at.
             if let Err(stop) = self.apply_phase(i, &check).await {
@@ -427,6 +566,9 @@ impl<'a> Engine<'a> {
             });
             let verified = self.steps[i].verify(self.ctx).await;
             let ok = verified.holds;
+            if ok {
+                self.verified.push(id);
+            }
             let summary = verified.summary.clone();
             self.emit(Event::PhaseFinished {
                 step: id,
@@ -471,12 +613,28 @@ impl<'a> Engine<'a> {
 
     pub fn finish(&mut self, finish: Finish, message: String) {
         let counts = self.counts.clone();
+        let estate = self.estate.take();
         self.emit(Event::RunFinished {
             outcome: finish.outcome,
             exit_code: finish.exit.code(),
             message,
             counts,
             duration_ms: self.started.elapsed().as_millis() as u64,
+            estate,
         });
     }
 }
+
+/// Debug builds only: `EDGEFAIL_DEBUG_PANIC_AT=<step id>` panics right
+/// before that step's apply, so the tests can prove the crash path (the
+/// panic hook's journal record and closing words). Release builds have no
+/// such switch.
+#[cfg(debug_assertions)]
+fn crash_drill(id: StepId) {
+    if std::env::var("EDGEFAIL_DEBUG_PANIC_AT").is_ok_and(|v| v == id.as_str()) {
+        panic!("EDGEFAIL_DEBUG_PANIC_AT={id}: a crash on request");
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn crash_drill(_id: StepId) {}

@@ -116,6 +116,19 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         );
         return Ok(finish);
     }
+    if applying && let Some(why) = ctx.events.broken() {
+        let finish = Finish {
+            outcome: RunOutcome::Failed,
+            exit: Exit::JournalUnwritable,
+        };
+        engine.finish(
+            finish,
+            format!(
+                "{why}; a failover that cannot be recorded is not started: nothing was changed"
+            ),
+        );
+        return Ok(finish);
+    }
     let left = resume.map(|r| r.left).unwrap_or_default();
     let plan = engine.plan(&left).await;
     let (finish, message) = engine.plan_finish(&plan);
@@ -170,29 +183,60 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
             return Ok(finish);
         }
     }
-    if approved.is_none() && mode == (Mode::Apply { confirm: true }) && !confirm(ctx).await {
+    if approved.is_none() && mode == (Mode::Apply { confirm: true }) {
+        let answer = confirm(ctx).await;
+        if answer != Answer::Yes {
+            // Ctrl-C at the prompt is a "no" said another way: nothing was
+            // sent anywhere, so the run ends declined (exit 5), not
+            // interrupted, and leaves nothing to resume.
+            let finish = Finish {
+                outcome: RunOutcome::Declined,
+                exit: Exit::Declined,
+            };
+            let message = if answer == Answer::Interrupted {
+                "interrupted at the confirmation prompt; nothing was changed"
+            } else {
+                "not confirmed; nothing was changed"
+            };
+            engine.finish(finish, message.into());
+            return Ok(finish);
+        }
+    }
+    if ctx.cancel.is_set() {
         let finish = Finish {
             outcome: RunOutcome::Declined,
             exit: Exit::Declined,
         };
-        engine.finish(finish, "not confirmed; nothing was changed".into());
+        engine.finish(finish, "interrupted before anything was changed".into());
         return Ok(finish);
     }
+    ctx.cancel.mark_changing();
     let (finish, message) = engine.execute(&left, &confirmed).await;
     engine.finish(finish, message);
     Ok(finish)
 }
 
-/// Ask the operator; only "yes" proceeds.
-async fn confirm(ctx: &Ctx) -> bool {
-    ctx.operator
-        .ask(
-            &format!(
-                "\nMove XMPP federation from {} to {} as planned above? Type 'yes' to proceed: ",
-                ctx.from().pool.name,
-                ctx.to().pool.name
-            ),
-            "yes",
-        )
-        .await
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    /// Ctrl-C (or SIGTERM) while the question was open.
+    Interrupted,
+}
+
+/// Ask the operator; only "yes" proceeds, and an interruption ends the
+/// question at once (the answer is not waited for).
+async fn confirm(ctx: &Ctx) -> Answer {
+    let prompt = format!(
+        "\nMove XMPP federation from {} to {} as planned above? Type 'yes' to proceed: ",
+        ctx.from().pool.name,
+        ctx.to().pool.name
+    );
+    if ctx.cancel.is_set() {
+        return Answer::Interrupted;
+    }
+    tokio::select! {
+        yes = ctx.operator.ask(&prompt, "yes") => if yes { Answer::Yes } else { Answer::No },
+        () = ctx.cancel.wait() => Answer::Interrupted,
+    }
 }

@@ -309,6 +309,7 @@ impl<W: Write + Send> Human<W> {
                 exit_code,
                 message,
                 duration_ms,
+                estate,
                 ..
             } => {
                 self.spinner.clear();
@@ -333,6 +334,9 @@ impl<W: Write + Send> Human<W> {
                     self.tally(),
                     secs(*duration_ms)
                 )?;
+                if let Some(estate) = estate {
+                    write!(self.out, "{}", super::footer::render(estate))?;
+                }
             }
             Event::Warning { .. } | Event::OperatorAction { .. } => {
                 // The terminal is the operator's now: no spinner over it.
@@ -568,6 +572,7 @@ mod tests {
                     message: "stopped at route.set".into(),
                     counts: Default::default(),
                     duration_ms: 1000,
+                    estate: None,
                 },
             ] {
                 human.event(&e);

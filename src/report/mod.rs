@@ -4,6 +4,7 @@
 //! interface, and the outputs of the commands that are not runs
 //! (validate, history, probe, unlock).
 
+pub mod footer;
 pub mod history;
 mod human;
 mod json;

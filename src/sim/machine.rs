@@ -46,7 +46,12 @@ impl Transport for Simulated {
                 script.action,
                 "Stop-CsWindowsService" | "Start-CsWindowsService" | "Set-CsSite"
             );
-            tokio::time::sleep(if slow { self.delay * 4 } else { self.delay }).await;
+            tokio::time::sleep(if slow {
+                self.delay.saturating_mul(4)
+            } else {
+                self.delay
+            })
+            .await;
             let action = shell::run(&mut lock(&self.estate), &self.host, &text);
             match action {
                 Ok(Action::Print(out)) => ok(out),

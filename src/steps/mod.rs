@@ -320,7 +320,7 @@ where
     Fut: std::future::Future<Output = Observation>,
 {
     let started = Instant::now();
-    let deadline = started + ctx.opts.verify_timeout;
+    let deadline = crate::cancel::deadline(started, ctx.opts.verify_timeout);
     let mut pause = ctx.opts.poll;
     let mut reads = 0u32;
     ctx.progress(crate::event::Progress::Deadline(ctx.opts.verify_timeout));
@@ -359,8 +359,9 @@ where
             _ = tokio::time::sleep(pause.min(deadline - now)) => {}
             _ = ctx.cancel.wait() => {}
         }
-        pause = (pause * 2)
-            .min(ctx.opts.poll * 4)
+        pause = pause
+            .saturating_mul(2)
+            .min(ctx.opts.poll.saturating_mul(4))
             .max(Duration::from_millis(1));
     }
 }

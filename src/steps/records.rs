@@ -760,7 +760,7 @@ impl<K: Records> Step for K {
                     Err(e) => format!("something else ({e})"),
                 };
                 Err(Failure::new(format!(
-                    "{} changed since the check: expected {}, found {found}; nothing was changed: run edgefail again to plan from what is there now",
+                    "{} changed since the check: expected {}, found {found}; this update changed nothing (steps before it may have): `edgefail failover --resume` plans afresh from what is there now",
                     K::what(ctx),
                     K::list(ctx, &plan.expected)
                 )))

@@ -284,3 +284,28 @@ async fn step_2_says_what_it_found() {
         check.summary
     );
 }
+
+/// Timeouts at the edge of what a Duration holds (u64::MAX seconds from a
+/// topology or the command line) must wait, not panic: the verify deadline
+/// and the growing pause saturate.
+#[tokio::test]
+async fn huge_verify_timeout_and_poll_interval_do_not_panic() {
+    let (mut ctx, _) = ctx();
+    ctx.opts.verify_timeout = Duration::from_secs(u64::MAX);
+    ctx.opts.poll = Duration::MAX;
+    let cancel = ctx.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancel.trigger();
+    });
+    let verified = super::poll(&ctx, || async {
+        super::Observation {
+            holds: false,
+            summary: "not yet".into(),
+            details: Vec::new(),
+        }
+    })
+    .await;
+    assert!(!verified.holds);
+    assert!(verified.summary.contains("interrupted"), "{verified:?}");
+}

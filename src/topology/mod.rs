@@ -37,6 +37,24 @@ pub struct Topology {
     #[serde(default)]
     pub timeouts: Timeouts,
     pub sites: Vec<Site>,
+    /// Where journal and lock live (a team's shared folder on an admin
+    /// host); relative to the topology file's folder. Default: this user's
+    /// state directory.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How runs of this estate exclude each other across machines.
+    #[serde(default)]
+    pub lock: LockMode,
+}
+
+/// `lock:`: `zone` (default) also takes a lease in the DNS zone when the
+/// run updates DNS with RFC 2136; `local` only locks the state directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    #[default]
+    Zone,
+    Local,
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -102,6 +120,23 @@ pub struct Dns {
     pub tsig: Option<Tsig>,
     #[serde(default = "default_dns_timeout")]
     pub timeout_secs: u64,
+    /// The TXT record that holds a run's lease (`lock: zone`); default
+    /// `_edgefail-lock.<zone>`.
+    #[serde(default)]
+    pub lease_name: Option<String>,
+    /// How long a lease lasts unless renewed (the run renews it while it
+    /// lasts).
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl Dns {
+    /// The lease record's name.
+    pub fn lease_owner(&self) -> String {
+        self.lease_name
+            .clone()
+            .unwrap_or_else(|| format!("_edgefail-lock.{}", self.zone))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -339,6 +374,9 @@ fn default_ttl() -> u32 {
 }
 fn default_dns_timeout() -> u64 {
     5
+}
+fn default_lease_secs() -> u64 {
+    600
 }
 fn default_tsig_algorithm() -> String {
     "hmac-sha256".into()
@@ -630,7 +668,19 @@ pub fn parse(file: &Path, text: &str) -> (Option<Topology>, Report) {
 }
 
 /// The top-level fields, in the order of [`Topology`].
-const TOP_FIELDS: &[&str] = &["version", "xmpp", "dns", "management", "timeouts", "sites"];
+const TOP_FIELDS: &[&str] = &[
+    "version",
+    "xmpp",
+    "dns",
+    "management",
+    "timeouts",
+    "sites",
+    "state_dir",
+    "lock",
+];
+
+/// Top-level fields that may be left out.
+const OPTIONAL_TOP: &[&str] = &["timeouts", "state_dir", "lock"];
 
 /// Each top-level part of the file, deserialised on its own.
 #[derive(Default)]
@@ -641,6 +691,8 @@ struct Sections {
     management: Option<Management>,
     timeouts: Option<Timeouts>,
     sites: Option<Vec<Site>>,
+    state_dir: Option<Option<PathBuf>>,
+    lock: Option<LockMode>,
 }
 
 fn parse_located(text: &str) -> (Option<Topology>, Vec<Diagnostic>, Tree) {
@@ -689,6 +741,8 @@ fn parse_located(text: &str) -> (Option<Topology>, Vec<Diagnostic>, Tree) {
             management: Some(management),
             timeouts: Some(timeouts),
             sites: Some(sites),
+            state_dir: Some(state_dir),
+            lock: Some(lock),
         } if structure_ok => Some(Topology {
             version,
             xmpp,
@@ -696,6 +750,8 @@ fn parse_located(text: &str) -> (Option<Topology>, Vec<Diagnostic>, Tree) {
             management,
             timeouts,
             sites,
+            state_dir,
+            lock,
         }),
         _ => None,
     };
@@ -742,7 +798,7 @@ fn sections(tree: &Tree, r: &mut de::Recovery<'_>) -> Sections {
             );
         }
     }
-    for field in TOP_FIELDS.iter().filter(|f| **f != "timeouts") {
+    for field in TOP_FIELDS.iter().filter(|f| !OPTIONAL_TOP.contains(f)) {
         if !entries.iter().any(|e| e.key == *field) {
             r.report(root.pos, String::new(), format!("missing field `{field}`"));
         }
@@ -757,6 +813,14 @@ fn sections(tree: &Tree, r: &mut de::Recovery<'_>) -> Sections {
         Some(id) => r.recover(id, "timeouts"),
     };
     s.sites = get("sites").and_then(|id| r.recover(id, "sites"));
+    s.state_dir = match get("state_dir") {
+        None => Some(None),
+        Some(id) => r.recover::<PathBuf>(id, "state_dir").map(Some),
+    };
+    s.lock = match get("lock") {
+        None => Some(LockMode::default()),
+        Some(id) => r.recover(id, "lock"),
+    };
     s
 }
 
@@ -897,7 +961,7 @@ sites:
             lines(&report),
             [
                 "5:9 xmpp.port: invalid type: sequence, expected u16",
-                "9:3 dns.colour: unknown field `colour`, expected one of `zone`, `mode`, `primary`, `authoritative`, `tsig`, `timeout_secs`",
+                "9:3 dns.colour: unknown field `colour`, expected one of `zone`, `mode`, `primary`, `authoritative`, `tsig`, `timeout_secs`, `lease_name`, `lease_secs`",
                 "16:9 sites[0].pools[0]: missing field `fqdn`",
                 "17:18 sites[0].pools[0].version: unknown variant `lync2010`, expected one of `lync2013`, `sfb2015`, `sfb2019`",
                 "22:38 sites[0].pools[0].servers[0].transport.x: unknown field `x`, expected one of `program`, `args`, `module`",
@@ -924,7 +988,7 @@ sites:
             [
                 "1:1 : missing field `xmpp`",
                 "1:10 version: this edgefail reads topology format 1, the file says 2",
-                "2:1 extra: unknown field `extra`, expected one of `version`, `xmpp`, `dns`, `management`, `timeouts`, `sites`",
+                "2:1 extra: unknown field `extra`, expected one of `version`, `xmpp`, `dns`, `management`, `timeouts`, `sites`, `state_dir`, `lock`",
                 "20:11 sites[1].name: duplicate site 'Site1' (first at line 10)",
                 "28:28 sites[1].pools[0].servers[0].external_ipv4: invalid type: map, expected a string",
             ]

@@ -270,7 +270,36 @@ fn check_dns(c: &mut Checker<'_>, dns: &Dns, xmpp: Option<&Xmpp>) {
     if let Some(tsig) = &dns.tsig {
         check_tsig(c, tsig);
     }
+    if let Some(lease) = &dns.lease_name {
+        c.name("dns.lease_name", lease, "DNS name", |n| {
+            names::check_dns_name(n, true)
+        });
+        if c.intact("dns.zone") && c.intact("dns.lease_name") && !in_zone(lease, &dns.zone) {
+            c.error(
+                "dns.lease_name",
+                format!(
+                    "{} is not inside the zone {}: the lease must be a record of the zone edgefail updates",
+                    names::printable(lease),
+                    dns.zone
+                ),
+            );
+        }
+    }
+    if !(MIN_LEASE_SECS..=MAX_LEASE_SECS).contains(&dns.lease_secs) {
+        c.error(
+            "dns.lease_secs",
+            format!(
+                "a lease lasts between {MIN_LEASE_SECS} and {MAX_LEASE_SECS} seconds (the run renews it while it lasts)"
+            ),
+        );
+    }
 }
+
+/// A lease shorter than a minute would need renewing faster than a slow
+/// DNS server answers; longer than a day would lock an estate out for a
+/// day after a crash.
+const MIN_LEASE_SECS: u64 = 60;
+const MAX_LEASE_SECS: u64 = 86_400;
 
 /// Sites, pools, servers.
 fn check_sites(c: &mut Checker<'_>, sites: &[Site]) {

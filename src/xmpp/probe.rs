@@ -332,7 +332,7 @@ fn meaning_when_running(state: PortState) -> &'static str {
 async fn exchange(addr: SocketAddr, opts: &ProbeOptions, report: &mut Report) {
     let t = opts.timeouts;
     let started = Instant::now();
-    let deadline = started + t.exchange;
+    let deadline = Instant::from_std(crate::cancel::deadline(started.into_std(), t.exchange));
     let tcp = match port::connect(addr, t.connect.min(t.exchange)).await {
         Ok((tcp, probe)) => {
             report.note(

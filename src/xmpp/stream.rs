@@ -432,7 +432,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> XmppStream<S> {
     /// own message, and an answer that is plainly not XML fails at once
     /// instead of waiting for markup that never comes.
     pub async fn first_byte(&mut self, timeout: Duration) -> Result<(), StreamError> {
-        let until = (Instant::now() + timeout).min(self.deadline);
+        // Past what the clock holds: the exchange's own deadline rules.
+        let until = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or(self.deadline)
+            .min(self.deadline);
         let filled = tokio::time::timeout_at(until, self.reader.get_mut().fill_buf()).await;
         let bytes = match filled {
             Ok(Ok(bytes)) => bytes,

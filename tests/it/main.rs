@@ -11,6 +11,7 @@ mod output;
 mod record;
 mod rehearse;
 mod resume;
+mod runsafe;
 mod ssh;
 mod status;
 mod validate;

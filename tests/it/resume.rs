@@ -307,7 +307,7 @@ fn two_concurrent_runs_the_second_fails_at_once_naming_the_holder() {
     assert!(
         second
             .stderr
-            .contains("another failover of this topology is running"),
+            .contains("another failover of this estate is running"),
         "{}",
         second.stderr
     );
@@ -436,7 +436,8 @@ fn history_lists_and_shows_runs() {
 fn unlock_clears_a_record_left_by_a_dead_run() {
     let estate = Estate::new(0);
     let topology = estate.topology();
-    let lock = estate.path("journal.jsonl.lock");
+    let lock = crate::harness::lock_path(&topology, "contoso.com", "contoso.com");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
     std::fs::write(&lock, r#"{"pid":999999999,"host":"elsewhere","user":"ops","since":"2026-11-22T03:00:00Z","run_id":"old"}"#).unwrap();
     let unlock = || Run::unlock(&topology).journal(&journal_path(&estate));
     unlock().run().code(2).stderr_has("pass --yes");

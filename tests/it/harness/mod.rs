@@ -63,6 +63,23 @@ fn isolate(cmd: &mut Command) -> &mut Command {
         .env("NO_COLOR", "1")
 }
 
+/// The XDG_STATE_HOME runs of `topology` get: a folder beside it.
+pub fn state_home(topology: &Path) -> PathBuf {
+    topology
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("state-home")
+}
+
+/// The lock file of the estate of `topology` (domain and zone given), in
+/// its default state directory.
+pub fn lock_path(topology: &Path, domain: &str, zone: &str) -> PathBuf {
+    state_home(topology).join("edgefail").join(format!(
+        "{}.lock",
+        edgefail::journal::estate_key(domain, zone)
+    ))
+}
+
 /// One run of edgefail, said the way the operator would say it:
 /// `Run::failover(&topology).from("EdgePool1").to("EdgePool2").yes().run()`.
 /// Arguments go to the command line in the order they are given;
@@ -100,9 +117,13 @@ impl Run {
         }
     }
 
-    /// `edgefail COMMAND -t TOPOLOGY`.
+    /// `edgefail COMMAND -t TOPOLOGY`, with the state directory (journal
+    /// and lock, keyed by the estate) beside the topology: tests of the same
+    /// estate running at once must not meet on one lock.
     fn command(command: &str, topology: &Path) -> Run {
-        Run::new([command, "-t"]).arg(topology)
+        Run::new([command, "-t"])
+            .arg(topology)
+            .env("XDG_STATE_HOME", state_home(topology))
     }
 
     /// `failover -t TOPOLOGY`.

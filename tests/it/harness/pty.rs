@@ -89,6 +89,17 @@ impl Pty {
         }
     }
 
+    /// Type keys without Enter (Ctrl-C is "\u{3}": the terminal turns it
+    /// into SIGINT for edgefail, as it would for an operator).
+    pub fn type_keys(&mut self, keys: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            stdin
+                .write_all(keys.as_bytes())
+                .expect("type into the terminal");
+            let _ = stdin.flush();
+        }
+    }
+
     /// Wait for the end; the exit status is script's, which is edgefail's.
     pub fn finish(mut self) -> (ExitStatus, String) {
         drop(self.stdin.take());
