@@ -104,6 +104,18 @@ impl Machine {
         }
     }
 
+    /// Start this machine's PowerShell session in the background, if its
+    /// transport keeps one, so that start-ups overlap.
+    pub fn warm_up(&self, timeout: Duration) {
+        self.transport.warm_up(timeout);
+    }
+
+    /// End this machine's session, if it keeps one; finished when the
+    /// handle is.
+    pub fn close(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.transport.close()
+    }
+
     fn module(&self) -> Option<&str> {
         self.module.as_deref()
     }

@@ -152,6 +152,27 @@ impl Ctx {
         self
     }
 
+    /// Start every machine's PowerShell session at once, in the
+    /// background: their start-ups overlap with each other and with
+    /// whatever the run reads meanwhile.
+    pub fn warm_up(&self) {
+        self.management.warm_up(self.opts.command_timeout);
+        for edge in &self.edges {
+            edge.warm_up(self.opts.command_timeout);
+        }
+    }
+
+    /// End every machine's session, all at once, and wait until they have.
+    pub async fn close(&self) {
+        let handles: Vec<_> = std::iter::once(&self.management)
+            .chain(self.edges.iter().map(|e| &**e))
+            .filter_map(Machine::close)
+            .collect();
+        for handle in handles {
+            let _ = handle.await;
+        }
+    }
+
     pub fn emit(&self, event: Event) {
         self.events.emit(&event);
     }

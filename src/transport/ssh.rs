@@ -76,6 +76,15 @@ struct Control {
 }
 
 impl Ssh {
+    /// The transport of one long session: a connection of its own, no
+    /// sharing (nothing else would use it).
+    pub fn for_session(spec: &SshSpec) -> Ssh {
+        Ssh::new(&SshSpec {
+            control_persist_secs: Some(0),
+            ..spec.clone()
+        })
+    }
+
     pub fn new(spec: &SshSpec) -> Ssh {
         let default_persist = if crate::platform::SSH_CONNECTION_SHARING {
             DEFAULT_CONTROL_PERSIST_SECS
@@ -245,33 +254,48 @@ impl Ssh {
     }
 }
 
-#[async_trait]
-impl Transport for Ssh {
+impl super::Launch for Ssh {
     fn describe(&self) -> String {
         format!("ssh {}", self.target())
     }
 
-    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+    fn command(&self, script: &Script) -> Result<Command, TransportError> {
         let remote = self.remote_command(script)?;
         let control_path = self.control_path();
         let mut cmd = Command::new(&self.program);
         cmd.args(self.options(control_path.as_deref())).arg(remote);
-        let out = super::run_command(
-            cmd,
-            &self.program,
-            " (is the OpenSSH client installed? set `ssh_program` in the topology's transport)",
-            timeout,
-        )
-        .await?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.code() == Some(SSH_FAILED) {
-            return Err(self.failure(&stderr));
-        }
-        Ok(Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: without_mux_notices(&stderr),
-            code: out.status.code(),
-        })
+        Ok(cmd)
+    }
+
+    fn program(&self) -> &str {
+        &self.program
+    }
+
+    fn not_found_hint(&self) -> &'static str {
+        " (is the OpenSSH client installed? set `ssh_program` in the topology's transport)"
+    }
+
+    fn failure(&self, code: Option<i32>, stderr: &str) -> Option<TransportError> {
+        (code == Some(SSH_FAILED)).then(|| self.failure(stderr))
+    }
+
+    fn clean_stderr(&self, stderr: &str) -> String {
+        without_mux_notices(stderr)
+    }
+
+    fn connect_allowance(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+#[async_trait]
+impl Transport for Ssh {
+    fn describe(&self) -> String {
+        super::Launch::describe(self)
+    }
+
+    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+        super::run_alone(self, script, timeout).await
     }
 }
 

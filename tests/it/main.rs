@@ -8,6 +8,7 @@ mod harness;
 mod house;
 mod rehearse;
 mod resume;
+mod sessions;
 mod ssh;
 mod validate;
 mod xmpp;
