@@ -15,6 +15,10 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text into a file or a pipe; colour only on a terminal.
+        .with_ansi(edgefail::platform::color_allowed(
+            edgefail::platform::stderr_is_terminal(),
+        ))
         .with_target(false)
         .init();
     let exit = match tokio::runtime::Runtime::new() {

@@ -27,6 +27,12 @@ fn color_for_stdout() -> bool {
     platform::color_allowed(platform::stdout_is_terminal())
 }
 
+/// Whether transcripts of the PowerShell sent go to the output: at `-vv`
+/// (debug logs, also `RUST_LOG=debug`).
+pub fn transcripts_shown() -> bool {
+    tracing::enabled!(target: "edgefail", tracing::Level::DEBUG)
+}
+
 /// The reporter for `output` on stdout.
 pub fn reporter(output: Output, verbose: bool) -> Box<dyn Sink> {
     match output {

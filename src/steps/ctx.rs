@@ -142,6 +142,10 @@ impl Ctx {
 
     /// Send the run's events to `events`.
     pub fn with_events(mut self, events: Emitter) -> Ctx {
+        self.management.transcribe_to(events.clone());
+        for edge in &self.edges {
+            edge.transcribe_to(events.clone());
+        }
         self.events = events;
         self
     }

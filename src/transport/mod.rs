@@ -62,6 +62,12 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 
     async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError>;
 
+    /// The script's text as the far side runs it (alone: the whole script;
+    /// in a session: the body, after the bootstrap's preamble and module).
+    fn sent_text(&self, script: &Script) -> String {
+        script.text()
+    }
+
     /// Get ready for the run's first script in the background (a session
     /// starts its process), so that start-ups overlap. Nothing by default.
     fn warm_up(&self, _timeout: Duration) {}

@@ -105,6 +105,10 @@ impl<L: Launch> Transport for Session<L> {
         format!("{} (session)", self.launch.describe())
     }
 
+    fn sent_text(&self, script: &Script) -> String {
+        script.body.clone()
+    }
+
     fn warm_up(&self, timeout: Duration) {
         let (launch, module, slot) = (
             Arc::clone(&self.launch),

@@ -37,8 +37,57 @@ fn per_script(mut t: Topology) -> PathBuf {
 #[test]
 fn one_powershell_process_per_machine_per_run_and_one_per_script_when_asked() {
     let estate = Estate::new(2);
-    let out = failover(&estate.topology()).parallel(3).run().code(0);
+    let journal = estate.path("journal.jsonl");
+    let out = failover(&estate.topology())
+        .parallel(3)
+        .verbose(2)
+        .journal(&journal)
+        .run()
+        .code(0);
     crate::harness::assert_lync_steps_verified(&out);
+    // -vv: the script each machine was sent and what came back; logs on a
+    // pipe are plain text.
+    assert!(
+        out.stdout.contains("    > fe1.contoso.com via local ")
+            || out.stdout.contains("    > management shell via local "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("    | Set-CsSite -Identity 'Site2' -XmppExternalFederationRoute 'EdgeServer2.contoso.com'"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("    stdout: [{\"Name\":"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "ANSI escapes in logs: {}",
+        out.stderr
+    );
+    // The journal records the same.
+    let text = std::fs::read_to_string(&journal).expect("journal");
+    let transcripts: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "transcript")
+        .collect();
+    let set = transcripts
+        .iter()
+        .find(|t| t["action"] == "Set-CsSite")
+        .expect("Set-CsSite transcribed");
+    assert_eq!(set["exit_code"], 0);
+    assert!(
+        set["script"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Set-CsSite -Identity 'Site2'")
+    );
+    assert_eq!(transcripts.len(), estate.log().len());
     estate.assert_failed_over();
     assert_eq!(estate.starts(MANAGEMENT), 1, "{}", estate.read()["starts"]);
     for server in &estate.target_servers {
