@@ -437,15 +437,24 @@ fn make_private_dir() -> std::io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no free name")))
 }
 
-/// A path as an `-o` value: ssh expands `%` tokens in these options and
-/// splits unquoted values at whitespace.
+/// A path as an `-o` value that OpenSSH reads back exactly: always in
+/// double quotes (ssh splits an unquoted value at whitespace and reads `#`,
+/// quotes and backslashes specially), with `\\` and `"` escaped as ssh's
+/// argument splitter expects, and `%` doubled (ssh expands `%` tokens in
+/// these options). Line breaks and NUL cannot be passed: validate refuses
+/// them. A leading `~` is still the home directory, as in ssh_config.
 fn ssh_path(path: &Path) -> String {
-    let text = path.to_string_lossy().replace('%', "%%");
-    if text.contains(char::is_whitespace) {
-        format!("\"{text}\"")
-    } else {
-        text
+    let mut out = String::from("\"");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
 /// The remote command's stderr without ssh's own notices about connection
@@ -547,7 +556,7 @@ mod tests {
             "BatchMode=yes",
             "StrictHostKeyChecking=yes",
             "UpdateHostKeys=no",
-            "UserKnownHostsFile=/keys/known_hosts",
+            "UserKnownHostsFile=\"/keys/known_hosts\"",
             "IdentityFile=\"/keys/edge 2%%h\"",
             "IdentitiesOnly=yes",
             "ConnectTimeout=10",
@@ -570,7 +579,7 @@ mod tests {
         });
         let args = strings(&ssh.options(Some(Path::new("/tmp/efssh-1-2/c0"))));
         assert!(args.contains(&"ControlMaster=auto".to_string()));
-        assert!(args.contains(&"ControlPath=/tmp/efssh-1-2/c0".to_string()));
+        assert!(args.contains(&"ControlPath=\"/tmp/efssh-1-2/c0\"".to_string()));
         assert!(args.contains(&"ControlPersist=5s".to_string()));
     }
 
@@ -662,6 +671,53 @@ mod tests {
             "Stop-CsWindowsService : denied\r\n"
         );
         assert_eq!(without_mux_notices("plain\n"), "plain\n");
+    }
+
+    /// What `ssh -G` (OpenSSH's own reading of the options) says a path
+    /// option is, for paths that quoting, `#`, `%` and backslashes would
+    /// otherwise change.
+    #[test]
+    fn openssh_reads_paths_back_exactly() {
+        let hostile = [
+            "/k/plain",
+            "/k/with space/id",
+            "/k/quote\"d/id",
+            "/k/single'quote",
+            "/k/back\\slash\\\\two",
+            "/k/percent%h%%",
+            "/k/hash#not a comment",
+            "/k/trailing space ",
+            "/k/tab\there",
+            "/k/\u{e9}t\u{e9}",
+        ];
+        for path in hostile {
+            let ssh = Ssh::new(&SshSpec {
+                known_hosts: Some(path.into()),
+                identity_file: Some(path.into()),
+                ..spec()
+            });
+            let out = std::process::Command::new("ssh")
+                .arg("-G")
+                .args(ssh.options(None))
+                .output()
+                .expect("ssh -G (install openssh-client)");
+            assert!(
+                out.status.success(),
+                "{path:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::to_string)
+                    .unwrap_or_default()
+            };
+            // known_hosts is printed expanded; the identity before its
+            // `%` tokens are expanded (at load time, `%%` -> `%`).
+            assert_eq!(value("userknownhostsfile "), path, "{path:?}");
+            assert_eq!(value("identityfile "), path.replace('%', "%%"), "{path:?}");
+        }
     }
 
     #[test]
