@@ -221,6 +221,9 @@ fn run() -> Fallible<()> {
     );
     let big = Case::write_sites(dir.path(), &bind, &standin, o.sites, xmpp_port)?;
     let validate = timed(Command::new(&edgefail).arg("validate").arg("-t").arg(&big))?;
+    if validate.code != 0 {
+        eprintln!("validate on the generated topology:\n{}", validate.stderr);
+    }
     println!(
         "| validate, {} sites | {} | {} | {} |",
         o.sites,
@@ -708,7 +711,12 @@ impl Case {
                 let ip = if k <= 2 {
                     edge_ip(k as u8, i)
                 } else {
-                    Ipv4Addr::new(127, 60, pool_octet, (k % 250) as u8 + 1)
+                    Ipv4Addr::new(
+                        127,
+                        60 + pool_octet / 100,
+                        (k / 250) as u8,
+                        (k % 250) as u8 + 1,
+                    )
                 };
                 y.push_str(&format!(
                     "          - fqdn: {fqdn}\n            external_ipv4: {ip}\n            transport: {}\n",

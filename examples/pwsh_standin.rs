@@ -173,8 +173,8 @@ fn with_state<T>(path: &str, f: impl FnOnce(&mut State) -> T) -> Result<T, PsErr
     let mut state: State = serde_json::from_str(&text)
         .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
     let result = f(&mut state);
-    let out = serde_json::to_string_pretty(&state)
-        .map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
+    // Compact: every command of every machine rewrites it under the lock.
+    let out = serde_json::to_string(&state).map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
     file.set_len(0).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(out.as_bytes()).map_err(io)?;
