@@ -15,7 +15,8 @@
 //! time and `validate` and `plan` on a generated topology of 1,000 sites.
 //!
 //! Options: `--startup-ms N` (3000), `--stop-ms N` (500), `--start-ms N`
-//! (500), `--sizes 1,4,16,64`, `--sites 1000`.
+//! (500), `--sizes 1,4,16,64`, `--sites 1000`. With `BENCH_PHASES` set in
+//! the environment, every phase's time goes to stderr.
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -175,6 +176,9 @@ fn run() -> Fallible<()> {
                 .saturating_sub(critical)
                 .saturating_sub(propagation);
             let late = verify_late(&timed.stdout, &seen);
+            if std::env::var_os("BENCH_PHASES").is_some() {
+                phases(&timed.stdout);
+            }
             let starts = case.starts()?;
             println!(
                 "| {n} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -348,6 +352,18 @@ fn wait_with_rusage(pid: u32) -> Fallible<(i32, u64)> {
         -1
     };
     Ok((code, usage.ru_maxrss.max(0) as u64))
+}
+
+/// Every phase's duration on stderr, for finding where the time goes.
+fn phases(stdout: &str) {
+    for line in stdout.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["type"] == "phase_finished" {
+            eprintln!("{:>6} ms {} {}", v["duration_ms"], v["step"], v["phase"]);
+        }
+    }
 }
 
 /// How late verify saw each DNS change after the secondary had it: the
