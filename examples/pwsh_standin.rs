@@ -14,11 +14,21 @@
 //! locked while in use so parallel invocations see each other's changes.
 //! `--host NAME` says which machine this invocation plays.
 //!
+//! Given edgefail's session bootstrap as its script, it plays a PowerShell
+//! session instead: checks the bootstrap (and its module), prints the ready
+//! line, then answers framed requests from stdin one by one, keeping the
+//! module loaded across them, until stdin closes. A fault of action `die`
+//! ends the process mid-command without an answer; `hang` never answers.
+//!
+//! Every process counts itself in the state (`starts`, per host) and first
+//! sleeps `startup_ms`, as powershell.exe and `Import-Module` take time.
+//!
 //! Usage: pwsh_standin --state FILE --host NAME -NoProfile -NonInteractive -EncodedCommand B64
 
 use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use edgefail::sim::shell::{self, Action, PsError, State, ps_error};
 
@@ -72,13 +82,85 @@ fn run(args: &[String]) -> Result<String, PsError> {
             ));
         }
     };
-    with_state(&state_path, |state| shell::run(state, &host, &script))
+    // A process starts: count it, and take as long as powershell.exe would.
+    let startup_ms = with_state(&state_path, |state| {
+        *state.starts.entry(host.clone()).or_default() += 1;
+        state.startup_ms
+    })?;
+    std::thread::sleep(Duration::from_millis(startup_ms));
+    if script.contains("$edgefailTag") {
+        let session = with_state(&state_path, |state| shell::bootstrap(state, &script))??;
+        serve(&state_path, &host, &session);
+        return Ok(String::new());
+    }
+    let action = with_state(&state_path, |state| shell::run(state, &host, &script))??;
+    match play(action) {
+        Some(out) => Ok(out),
+        // Died: no output, a failing exit.
+        None => std::process::exit(1),
+    }
 }
 
-fn with_state(
-    path: &str,
-    f: impl FnOnce(&mut State) -> Result<Action, PsError>,
-) -> Result<String, PsError> {
+/// Answer framed requests from stdin until it closes.
+fn serve(state_path: &str, host: &str, session: &shell::Session) {
+    let mut stdout = std::io::stdout().lock();
+    let say = |out: &mut std::io::StdoutLock<'_>, line: &str| {
+        // edgefail is gone if it cannot be written to.
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            std::process::exit(0);
+        }
+    };
+    say(&mut stdout, &format!("{} ready", session.tag));
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let answer = match shell::parse_request(&line) {
+            Err(e) => {
+                // Not a request edgefail sends: PowerShell's loop would fail
+                // on it too, and the session would end.
+                eprint!("{}", e.render());
+                std::process::exit(1);
+            }
+            Ok((id, body)) => {
+                let result = with_state(state_path, |state| {
+                    shell::run_in_session(state, host, &body)
+                })
+                .and_then(|r| r)
+                .map(|action| match play(action) {
+                    Some(out) => out,
+                    None => std::process::exit(1),
+                });
+                shell::frame_answer(&session.tag, id, &result)
+            }
+        };
+        say(&mut stdout, &answer);
+    }
+}
+
+/// Play out what a script did: its output, or None when the process dies.
+fn play(action: Action) -> Option<String> {
+    match action {
+        Action::Print(s) => Some(s),
+        Action::Slow(s, ms) => {
+            std::thread::sleep(Duration::from_millis(ms));
+            Some(s)
+        }
+        Action::Hang => hang(),
+        Action::HangForever => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        Action::Die => None,
+    }
+}
+
+/// Run `f` on the state file's contents, locked against the other
+/// stand-ins, and write the state back.
+fn with_state<T>(path: &str, f: impl FnOnce(&mut State) -> T) -> Result<T, PsError> {
     let io = |e: std::io::Error| ps_error("pwsh_standin", format!("state file {path}: {e}"));
     let mut file = OpenOptions::new()
         .read(true)
@@ -91,25 +173,13 @@ fn with_state(
     let mut state: State = serde_json::from_str(&text)
         .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
     let result = f(&mut state);
-    let out = serde_json::to_string_pretty(&state)
-        .map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
+    // Compact: every command of every machine rewrites it under the lock.
+    let out = serde_json::to_string(&state).map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
     file.set_len(0).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(out.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
     file.unlock().map_err(io)?;
-    drop(file);
-    match result? {
-        Action::Print(s) => Ok(s),
-        Action::Slow(s, ms) => {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-            Ok(s)
-        }
-        Action::Hang => hang(),
-        Action::HangForever => loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        },
-    }
+    Ok(result)
 }
 
 /// Hang like a stuck cmdlet. Over ssh nobody kills this process when

@@ -309,6 +309,9 @@ pub enum Event {
         instructions_title: String,
         instructions: Vec<String>,
     },
+    /// One PowerShell script sent to a machine and what came back, decoded
+    /// (scripts hold names, never a secret). Shown at `-vv`; journaled.
+    Transcript(Box<Transcript>),
     /// `edgefail rehearse` says what it simulates, before the run.
     Rehearsal(Box<Rehearsal>),
     /// `edgefail rehearse` resumes after a drill's failure.
@@ -369,6 +372,28 @@ pub struct EstateReading {
     pub what: String,
     /// How it was found ("cannot tell: ..." when it could not be read).
     pub state: String,
+}
+
+/// A script as sent and its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Transcript {
+    /// The machine ("management shell", an Edge server's FQDN).
+    pub machine: String,
+    /// The cmdlet the script is about.
+    pub action: String,
+    /// How it was reached ("local pwsh (session)", "ssh admin@edge2:22").
+    pub via: String,
+    /// The script's text as the far side runs it.
+    pub script: String,
+    /// PowerShell's exit code (0: success; a session's error answer is 1);
+    /// None when nothing came back.
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// Why nothing came back (timeout, ssh, a session that ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
 }
 
 /// Where a warning comes from.
@@ -499,6 +524,12 @@ impl Sink for Sinks {
 /// watcher can share: each event reaches every sink whole, in order.
 #[derive(Clone)]
 pub struct Emitter(Arc<Mutex<Sinks>>);
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Emitter")
+    }
+}
 
 impl Emitter {
     pub fn new(sinks: Sinks) -> Emitter {

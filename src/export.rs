@@ -118,7 +118,7 @@ impl Writer<'_> {
             "{indent}{assign}Invoke-Command {target}-ScriptBlock {{"
         ));
         // Verbatim, as edgefail sends it.
-        self.out.push_str(&script.text);
+        self.out.push_str(&script.text());
         self.line("}");
     }
 

@@ -2,10 +2,12 @@
 //! run a script, turn a failure into "<machine>: <cmdlet> failed: <message>",
 //! and parse the JSON the scripts print.
 
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::{Emitter, Event, Transcript};
 use crate::powershell::{self, Script};
 use crate::topology::{RouteParameter, TransportSpec};
 use crate::transport::{self, Transport, TransportError};
@@ -17,6 +19,8 @@ pub struct Machine {
     pub name: String,
     pub module: Option<String>,
     transport: Box<dyn Transport>,
+    /// Where each script's transcript goes, once the run's events are set.
+    events: OnceLock<Emitter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +93,7 @@ impl Machine {
             name: name.to_string(),
             module: spec.module().map(str::to_string),
             transport: transport::from_spec(spec),
+            events: OnceLock::new(),
         }
     }
 
@@ -101,7 +106,25 @@ impl Machine {
             name: name.to_string(),
             module,
             transport,
+            events: OnceLock::new(),
         }
+    }
+
+    /// Send a transcript of every script to `events` (the first call wins).
+    pub fn transcribe_to(&self, events: Emitter) {
+        let _ = self.events.set(events);
+    }
+
+    /// Start this machine's PowerShell session in the background, if its
+    /// transport keeps one, so that start-ups overlap.
+    pub fn warm_up(&self, timeout: Duration) {
+        self.transport.warm_up(timeout);
+    }
+
+    /// End this machine's session, if it keeps one; finished when the
+    /// handle is.
+    pub fn close(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.transport.close()
     }
 
     fn module(&self) -> Option<&str> {
@@ -112,15 +135,30 @@ impl Machine {
     /// message it printed.
     pub async fn run(&self, script: &Script, timeout: Duration) -> Result<String, MachineError> {
         tracing::debug!(machine = %self.name, action = script.action, via = %self.transport.describe(), "running");
-        let out = self
-            .transport
-            .run(script, timeout)
-            .await
-            .map_err(|source| MachineError::Transport {
+        let started = Instant::now();
+        let result = self.transport.run(script, timeout).await;
+        if let Some(events) = self.events.get() {
+            let (exit_code, stdout, stderr, error) = match &result {
+                Ok(out) => (out.code, out.stdout.clone(), out.stderr.clone(), None),
+                Err(e) => (None, String::new(), String::new(), Some(e.to_string())),
+            };
+            events.emit(&Event::Transcript(Box::new(Transcript {
                 machine: self.name.clone(),
-                action: script.action,
-                source,
-            })?;
+                action: script.action.to_string(),
+                via: self.transport.describe(),
+                script: self.transport.sent_text(script),
+                exit_code,
+                stdout,
+                stderr,
+                error,
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })));
+        }
+        let out = result.map_err(|source| MachineError::Transport {
+            machine: self.name.clone(),
+            action: script.action,
+            source,
+        })?;
         if out.code == Some(0) {
             return Ok(out.stdout);
         }

@@ -192,6 +192,29 @@ pub fn end_process_tree(pid: u32) {
     }
 }
 
+/// Ask the process edgefail started as `pid` to end (SIGTERM), so that it
+/// can close what it holds (ssh: its connection) before it goes.
+#[cfg(unix)]
+pub fn ask_to_end(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) on a child this process spawned and has not yet
+    // reaped; it touches no memory.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}
+
+/// Windows has no gentle request a console program must honour: end it.
+#[cfg(windows)]
+pub fn ask_to_end(pid: u32) {
+    end_process_tree(pid);
+}
+
 #[cfg(windows)]
 pub fn end_process_tree(pid: u32) {
     use std::process::{Command, Stdio};

@@ -64,6 +64,14 @@ pub enum RunError {
 /// the context's event stream. The run's finish (outcome and exit code), or
 /// why a resume is refused before anything starts.
 pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
+    let ctx = r.ctx;
+    let result = run_sessions_open(r).await;
+    ctx.close().await;
+    result
+}
+
+/// [`run`], the machines' sessions left to the caller to close.
+async fn run_sessions_open(r: Run<'_>) -> Result<Finish, RunError> {
     let Run {
         ctx,
         mode,
@@ -130,6 +138,7 @@ pub async fn run(r: Run<'_>) -> Result<Finish, RunError> {
         return Ok(finish);
     }
     let left = resume.map(|r| r.left).unwrap_or_default();
+    ctx.warm_up();
     let plan = engine.plan(&left).await;
     let (finish, message) = engine.plan_finish(&plan);
     if !applying || finish.outcome != RunOutcome::ChangesPending {

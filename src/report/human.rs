@@ -83,6 +83,34 @@ impl<W: Write + Send> Human<W> {
         }
     }
 
+    /// A script sent and what came back, every line of outside text escaped.
+    fn transcript(&mut self, t: &crate::event::Transcript) -> std::io::Result<()> {
+        self.spinner.clear();
+        let p = crate::names::printable;
+        let ended = match (&t.error, t.exit_code) {
+            (Some(e), _) => format!("no answer: {}", p(e)),
+            (None, Some(code)) => format!("exit code {code}"),
+            (None, None) => "ended by a signal".into(),
+        };
+        writeln!(
+            self.out,
+            "    > {} via {}: {} ({ended}, {:.1}s)",
+            p(&t.machine),
+            p(&t.via),
+            p(&t.action),
+            t.duration_ms as f64 / 1000.0
+        )?;
+        for line in t.script.lines() {
+            writeln!(self.out, "    | {}", p(line))?;
+        }
+        for (name, text) in [("stdout", &t.stdout), ("stderr", &t.stderr)] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                writeln!(self.out, "    {name}: {}", p(line.trim_end()))?;
+            }
+        }
+        Ok(())
+    }
+
     fn paint(&self, outcome: Outcome) -> String {
         let word = outcome.as_str();
         if !self.style.color {
@@ -347,6 +375,11 @@ impl<W: Write + Send> Human<W> {
             Event::Error { .. } | Event::Validated { .. } => {
                 // An error is said on stderr by `report::outcome`; validate
                 // says its verdict itself.
+            }
+            Event::Transcript(t) => {
+                if super::transcripts_shown() {
+                    self.transcript(t)?;
+                }
             }
             Event::Rehearsal(r) => self.rehearsal(r)?,
             Event::RehearsalResume {

@@ -18,6 +18,9 @@ impl<W: Write + Send> Json<W> {
 
 impl<W: Write + Send> Sink for Json<W> {
     fn event(&mut self, event: &Event) {
+        if matches!(event, Event::Transcript(_)) && !super::transcripts_shown() {
+            return;
+        }
         if let Ok(line) = serde_json::to_string(event) {
             // A closed stdout (a pipe to `head`) must not stop the run.
             let _ = writeln!(self.out, "{line}");

@@ -39,6 +39,12 @@ pub fn set_timestamps(on: bool) {
     TIMESTAMPS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether transcripts of the PowerShell sent go to the output: at `-vv`
+/// (debug logs, also `RUST_LOG=debug`).
+pub fn transcripts_shown() -> bool {
+    tracing::enabled!(target: "edgefail", tracing::Level::DEBUG)
+}
+
 /// The reporter for `output` on stdout.
 pub fn reporter(output: Output, verbose: bool) -> Box<dyn Sink> {
     match output {

@@ -60,6 +60,11 @@ impl Transport for Simulated {
                     ok(out)
                 }
                 Ok(Action::Hang | Action::HangForever) => std::future::pending().await,
+                Ok(Action::Die) => Output {
+                    stdout: String::new(),
+                    stderr: String::new(),
+                    code: None,
+                },
                 Err(e) => failed(&e),
             }
         };

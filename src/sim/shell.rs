@@ -25,6 +25,9 @@ pub enum Action {
     HangForever,
     /// Output after a pause, the change already made.
     Slow(String, u64),
+    /// The process ends at once without answering, as a PowerShell
+    /// session that crashed mid-command.
+    Die,
 }
 
 impl PsError {
@@ -55,6 +58,13 @@ pub struct State {
     pub hosts: BTreeMap<String, HostState>,
     pub faults: Vec<Fault>,
     pub log: Vec<LogEntry>,
+    /// PowerShell processes started, per machine played (the stand-in
+    /// counts itself; the rehearsal's machines are no processes).
+    pub starts: BTreeMap<String, u32>,
+    /// How long a process takes to start (powershell.exe and the module).
+    pub startup_ms: u64,
+    /// How long each cmdlet takes to answer, its change already made.
+    pub delays_ms: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -95,7 +105,8 @@ pub struct HostState {
 pub struct Fault {
     pub host: String,
     pub cmdlet: String,
-    /// "fail", "hang", or "slow" (do the work, then take `ms` to return).
+    /// "fail", "hang", "die" (the process ends without answering), or
+    /// "slow" (do the work, then take `ms` to return).
     pub action: String,
     pub ms: u64,
     /// With "hang": keep hanging even once orphaned.
@@ -225,20 +236,154 @@ fn execute(
     }
     lits = &lits[2..];
     if let Some(after) = body.strip_prefix("Import-Module -Name ?\n") {
-        let module = &lits[0];
-        if !state.modules.is_empty()
-            && !state.modules.iter().any(|m| m.eq_ignore_ascii_case(module))
-        {
-            return Err(ps_error(
-                "Import-Module",
-                format!(
-                    "The specified module '{module}' was not loaded because no valid module file was found in any module directory."
-                ),
-            ));
-        }
+        import(state, &lits[0])?;
         body = after;
         lits = &lits[1..];
     }
+    execute_body(state, host, body, lits)
+}
+
+/// What a session's bootstrap set up: the tag its answers carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub tag: String,
+    pub module: Option<String>,
+}
+
+/// The bootstrap's body as it must arrive, literals replaced by `?`.
+const BOOTSTRAP: &str = r#"$edgefailTag = ?
+$edgefailUtf8 = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList $false
+[Console]::Out.WriteLine($edgefailTag + ?)
+while ($null -ne ($edgefailLine = [Console]::In.ReadLine())) {
+    $edgefailId, $edgefailRequest = $edgefailLine.Split(?, 2)
+    $edgefailStatus = ?
+    $edgefailErr = ?
+    try {
+        $edgefailBlock = [ScriptBlock]::Create([System.Text.Encoding]::Unicode.GetString([Convert]::FromBase64String($edgefailRequest)))
+        $edgefailOut = & $edgefailBlock | Out-String
+    } catch {
+        $edgefailStatus = ?
+        $edgefailOut = ?
+        $edgefailErr = $_ | Out-String
+    }
+    [Console]::Out.WriteLine($edgefailTag + ? + $edgefailId + ? + $edgefailStatus + ? + [Convert]::ToBase64String($edgefailUtf8.GetBytes([string]$edgefailOut)) + ? + [Convert]::ToBase64String($edgefailUtf8.GetBytes([string]$edgefailErr)))
+    [Console]::Out.Flush()
+}
+"#;
+
+/// Accept edgefail's session bootstrap (and nothing else) as the script a
+/// process was started with: the preamble, the module (which must load),
+/// and the request loop exactly as edgefail writes it.
+pub fn bootstrap(state: &State, script: &str) -> Result<Session, PsError> {
+    let (template, literals) = split_literals(script)?;
+    if template.matches('?').count() != literals.len() {
+        return Err(ps_error(
+            "ParserError",
+            "unexpected '?' outside a quoted string (not a script edgefail sends)",
+        ));
+    }
+    let Some(mut body) = template.strip_prefix(PREAMBLE) else {
+        return Err(ps_error("pwsh_standin", "script lacks edgefail's preamble"));
+    };
+    let mut lits: &[String] = &literals;
+    if lits.len() < 2 || lits[0] != "Stop" || lits[1] != "SilentlyContinue" {
+        return Err(ps_error(
+            "pwsh_standin",
+            "preamble values are not Stop / SilentlyContinue",
+        ));
+    }
+    lits = &lits[2..];
+    let mut module = None;
+    if let Some(after) = body.strip_prefix("Import-Module -Name ?\n") {
+        let name = lits.first().cloned().unwrap_or_default();
+        import(state, &name)?;
+        module = Some(name);
+        body = after;
+        lits = &lits[1..];
+    }
+    if body != BOOTSTRAP {
+        return Err(ps_error(
+            "pwsh_standin",
+            format!(
+                "not edgefail's session bootstrap (this stand-in accepts only edgefail's scripts): {body:?}"
+            ),
+        ));
+    }
+    let want = [" ready", " ", "ok", "", "error", "", " ", " ", " ", " "];
+    let Some((tag, rest)) = lits.split_first() else {
+        return Err(ps_error("pwsh_standin", "the bootstrap has no tag"));
+    };
+    if rest.len() != want.len() || rest.iter().zip(want).any(|(a, b)| a != b) {
+        return Err(ps_error(
+            "pwsh_standin",
+            format!("unexpected literals in the bootstrap: {rest:?}"),
+        ));
+    }
+    if tag.is_empty() || !tag.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ps_error(
+            "pwsh_standin",
+            "the session tag must be letters and digits",
+        ));
+    }
+    Ok(Session {
+        tag: tag.clone(),
+        module,
+    })
+}
+
+/// Run one session request's body (no preamble, no module: the bootstrap
+/// did both) as `host`.
+pub fn run_in_session(state: &mut State, host: &str, body: &str) -> Result<Action, PsError> {
+    let (template, literals) = split_literals(body)?;
+    if template.matches('?').count() != literals.len() {
+        return Err(ps_error(
+            "ParserError",
+            "unexpected '?' outside a quoted string (not a script edgefail sends)",
+        ));
+    }
+    execute_body(state, host, &template, &literals)
+}
+
+/// One session request line, `<id> <base64 of UTF-16LE body>`: the id and
+/// the decoded body.
+pub fn parse_request(line: &str) -> Result<(u64, String), PsError> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let (id, encoded) = line
+        .split_once(' ')
+        .ok_or_else(|| ps_error("pwsh_standin", format!("not a framed request: {line:?}")))?;
+    let id = id
+        .parse()
+        .map_err(|_| ps_error("pwsh_standin", format!("not a request id: {id:?}")))?;
+    Ok((id, decode(encoded)?))
+}
+
+/// The answer line (without newline) the bootstrap's loop writes.
+pub fn frame_answer(tag: &str, id: u64, result: &Result<String, PsError>) -> String {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    match result {
+        Ok(out) => format!("{tag} {id} ok {} ", b64(out)),
+        Err(e) => format!("{tag} {id} error  {}", b64(&e.render())),
+    }
+}
+
+fn import(state: &State, module: &str) -> Result<(), PsError> {
+    if !state.modules.is_empty() && !state.modules.iter().any(|m| m.eq_ignore_ascii_case(module)) {
+        return Err(ps_error(
+            "Import-Module",
+            format!(
+                "The specified module '{module}' was not loaded because no valid module file was found in any module directory."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn execute_body(
+    state: &mut State,
+    host: &str,
+    body: &str,
+    lits: &[String],
+) -> Result<Action, PsError> {
     let body = body.trim_end_matches('\n');
     let host_key = host.to_ascii_lowercase();
 
@@ -316,9 +461,14 @@ fn execute(
         match fault.action.as_str() {
             "hang" if fault.outlive => return Ok(Action::HangForever),
             "hang" => return Ok(Action::Hang),
+            "die" => return Ok(Action::Die),
             "slow" => slow = Some(fault.ms),
             _ => return Err(ps_error(cmdlet, fault.message.clone())),
         }
+    }
+
+    if slow.is_none() {
+        slow = state.delays_ms.get(cmdlet).copied().filter(|&ms| ms > 0);
     }
 
     let out = match cmdlet {
@@ -504,6 +654,40 @@ mod tests {
         let script = "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\nImport-Module -Name ?\n";
         let e = run(&mut state, "h", script).unwrap_err();
         assert_eq!(e.cmdlet, "ParserError");
+    }
+
+    #[test]
+    fn only_edgefails_bootstrap_starts_a_session() {
+        let state = State::default();
+        let script = crate::powershell::session_bootstrap(Some("Lync"), "ef12ab").text();
+        let session = bootstrap(&state, &script).unwrap();
+        assert_eq!(session.tag, "ef12ab");
+        assert_eq!(session.module.as_deref(), Some("Lync"));
+        for tampered in [
+            script.replace("Out-String", "Out-Null"),
+            script.replace("'ef12ab'", "'ef 12'"),
+            script.replace("' ready'", "' go'"),
+            format!("{script}Remove-Item C:\\\n"),
+        ] {
+            assert!(bootstrap(&state, &tampered).is_err(), "{tampered}");
+        }
+        // Requests carry only the body: no module import, no preamble.
+        let mut state = State::default();
+        state.sites.insert(
+            "Site2".into(),
+            SiteState {
+                identity: "Site:Site2".into(),
+                route: String::new(),
+            },
+        );
+        let read = crate::powershell::site_read(Some("Lync"), "Site2");
+        let (id, body) = parse_request(&read.request(7)).unwrap();
+        assert_eq!(id, 7);
+        assert!(matches!(
+            run_in_session(&mut state, "fe1", &body),
+            Ok(Action::Print(_))
+        ));
+        assert!(run_in_session(&mut state, "fe1", &read.text()).is_err());
     }
 
     #[test]

@@ -142,6 +142,10 @@ impl Ctx {
 
     /// Send the run's events to `events`.
     pub fn with_events(mut self, events: Emitter) -> Ctx {
+        self.management.transcribe_to(events.clone());
+        for edge in &self.edges {
+            edge.transcribe_to(events.clone());
+        }
         self.events = events;
         self
     }
@@ -150,6 +154,27 @@ impl Ctx {
     pub fn with_operator(mut self, operator: Arc<dyn Operator>) -> Ctx {
         self.operator = operator;
         self
+    }
+
+    /// Start every machine's PowerShell session at once, in the
+    /// background: their start-ups overlap with each other and with
+    /// whatever the run reads meanwhile.
+    pub fn warm_up(&self) {
+        self.management.warm_up(self.opts.command_timeout);
+        for edge in &self.edges {
+            edge.warm_up(self.opts.command_timeout);
+        }
+    }
+
+    /// End every machine's session, all at once, and wait until they have.
+    pub async fn close(&self) {
+        let handles: Vec<_> = std::iter::once(&self.management)
+            .chain(self.edges.iter().map(|e| &**e))
+            .filter_map(Machine::close)
+            .collect();
+        for handle in handles {
+            let _ = handle.await;
+        }
     }
 
     pub fn emit(&self, event: Event) {

@@ -220,6 +220,10 @@ pub struct LocalSpec {
     /// A module to import before each script (Lync, SkypeForBusiness).
     #[serde(default)]
     pub module: Option<String>,
+    /// One PowerShell process for the whole run (the default), or one per
+    /// script with `false`.
+    #[serde(default)]
+    pub session: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
@@ -255,6 +259,10 @@ pub struct SshSpec {
     /// (OpenSSH's accept-new). A changed key is refused either way.
     #[serde(default)]
     pub accept_new_host_keys: bool,
+    /// One PowerShell process for the whole run (the default), or one per
+    /// script with `false`.
+    #[serde(default)]
+    pub session: Option<bool>,
 }
 
 impl TransportSpec {
@@ -263,6 +271,15 @@ impl TransportSpec {
             TransportSpec::Local(l) => l.module.as_deref(),
             TransportSpec::Ssh(s) => s.module.as_deref(),
         }
+    }
+
+    /// Whether the machine is reached through one session for the run.
+    pub fn session(&self) -> bool {
+        match self {
+            TransportSpec::Local(l) => l.session,
+            TransportSpec::Ssh(s) => s.session,
+        }
+        .unwrap_or(true)
     }
 }
 
@@ -964,7 +981,7 @@ sites:
                 "9:3 dns.colour: unknown field `colour`, expected one of `zone`, `mode`, `primary`, `authoritative`, `tsig`, `timeout_secs`, `lease_name`, `lease_secs`",
                 "16:9 sites[0].pools[0]: missing field `fqdn`",
                 "17:18 sites[0].pools[0].version: unknown variant `lync2010`, expected one of `lync2013`, `sfb2015`, `sfb2019`",
-                "22:38 sites[0].pools[0].servers[0].transport.x: unknown field `x`, expected one of `program`, `args`, `module`",
+                "22:38 sites[0].pools[0].servers[0].transport.x: unknown field `x`, expected one of `program`, `args`, `module`, `session`",
                 "27:18 sites[1].pools[0].version: unknown variant `lync2010`, expected one of `lync2013`, `sfb2015`, `sfb2019`",
                 "31:28 sites[1].pools[0].servers[0].external_ipv4: '300.1.2.3' is not an IPv4 address",
             ]

@@ -602,6 +602,12 @@ fn check_transport(c: &mut Checker<'_>, path: &str, spec: &TransportSpec) {
                     "must be greater than 0",
                 );
             }
+            if ssh.connect_timeout_secs.is_some_and(|s| s > 86_400) {
+                c.error(
+                    &format!("{path}.connect_timeout_secs"),
+                    "at most 86400 (a day)",
+                );
+            }
             if let Some(program) = &ssh.ssh_program
                 && (program.is_empty() || program.contains('\0'))
             {
@@ -610,18 +616,19 @@ fn check_transport(c: &mut Checker<'_>, path: &str, spec: &TransportSpec) {
                     "the ssh client must be a non-empty path",
                 );
             }
-            // ssh reads these paths from `-o` options, where a double quote or
-            // a line break would end or split the value.
+            // ssh reads these paths from `-o` options: the transport quotes
+            // every other character so that ssh reads it back exactly, but an
+            // option value cannot hold a line break or a NUL.
             for (field, file) in [
                 ("identity_file", &ssh.identity_file),
                 ("known_hosts", &ssh.known_hosts),
             ] {
                 if let Some(file) = file {
                     let text = file.to_string_lossy();
-                    if text.is_empty() || text.contains(['"', '\n', '\r', '\0']) {
+                    if text.is_empty() || text.contains(['\n', '\r', '\0']) {
                         c.error(
                             &format!("{path}.{field}"),
-                            "the path must be non-empty, without double quotes or line breaks",
+                            "the path must be non-empty, without line breaks or NUL",
                         );
                     }
                 }

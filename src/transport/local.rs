@@ -27,26 +27,33 @@ impl Local {
     }
 }
 
-#[async_trait]
-impl Transport for Local {
+impl super::Launch for Local {
     fn describe(&self) -> String {
         format!("local {}", self.program)
     }
 
-    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+    fn command(&self, script: &Script) -> Result<Command, TransportError> {
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).args(script.args());
-        let out = super::run_command(
-            cmd,
-            &self.program,
-            " (is PowerShell installed? set `program` in the topology's transport)",
-            timeout,
-        )
-        .await?;
-        Ok(Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            code: out.status.code(),
-        })
+        Ok(cmd)
+    }
+
+    fn program(&self) -> &str {
+        &self.program
+    }
+
+    fn not_found_hint(&self) -> &'static str {
+        " (is PowerShell installed? set `program` in the topology's transport)"
+    }
+}
+
+#[async_trait]
+impl Transport for Local {
+    fn describe(&self) -> String {
+        super::Launch::describe(self)
+    }
+
+    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+        super::run_alone(self, script, timeout).await
     }
 }

@@ -76,6 +76,15 @@ struct Control {
 }
 
 impl Ssh {
+    /// The transport of one long session: a connection of its own, no
+    /// sharing (nothing else would use it).
+    pub fn for_session(spec: &SshSpec) -> Ssh {
+        Ssh::new(&SshSpec {
+            control_persist_secs: Some(0),
+            ..spec.clone()
+        })
+    }
+
     pub fn new(spec: &SshSpec) -> Ssh {
         let default_persist = if crate::platform::SSH_CONNECTION_SHARING {
             DEFAULT_CONTROL_PERSIST_SECS
@@ -245,33 +254,48 @@ impl Ssh {
     }
 }
 
-#[async_trait]
-impl Transport for Ssh {
+impl super::Launch for Ssh {
     fn describe(&self) -> String {
         format!("ssh {}", self.target())
     }
 
-    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+    fn command(&self, script: &Script) -> Result<Command, TransportError> {
         let remote = self.remote_command(script)?;
         let control_path = self.control_path();
         let mut cmd = Command::new(&self.program);
         cmd.args(self.options(control_path.as_deref())).arg(remote);
-        let out = super::run_command(
-            cmd,
-            &self.program,
-            " (is the OpenSSH client installed? set `ssh_program` in the topology's transport)",
-            timeout,
-        )
-        .await?;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.code() == Some(SSH_FAILED) {
-            return Err(self.failure(&stderr));
-        }
-        Ok(Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: without_mux_notices(&stderr),
-            code: out.status.code(),
-        })
+        Ok(cmd)
+    }
+
+    fn program(&self) -> &str {
+        &self.program
+    }
+
+    fn not_found_hint(&self) -> &'static str {
+        " (is the OpenSSH client installed? set `ssh_program` in the topology's transport)"
+    }
+
+    fn failure(&self, code: Option<i32>, stderr: &str) -> Option<TransportError> {
+        (code == Some(SSH_FAILED)).then(|| self.failure(stderr))
+    }
+
+    fn clean_stderr(&self, stderr: &str) -> String {
+        without_mux_notices(stderr)
+    }
+
+    fn connect_allowance(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+#[async_trait]
+impl Transport for Ssh {
+    fn describe(&self) -> String {
+        super::Launch::describe(self)
+    }
+
+    async fn run(&self, script: &Script, timeout: Duration) -> Result<Output, TransportError> {
+        super::run_alone(self, script, timeout).await
     }
 }
 
@@ -413,15 +437,24 @@ fn make_private_dir() -> std::io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no free name")))
 }
 
-/// A path as an `-o` value: ssh expands `%` tokens in these options and
-/// splits unquoted values at whitespace.
+/// A path as an `-o` value that OpenSSH reads back exactly: always in
+/// double quotes (ssh splits an unquoted value at whitespace and reads `#`,
+/// quotes and backslashes specially), with `\\` and `"` escaped as ssh's
+/// argument splitter expects, and `%` doubled (ssh expands `%` tokens in
+/// these options). Line breaks and NUL cannot be passed: validate refuses
+/// them. A leading `~` is still the home directory, as in ssh_config.
 fn ssh_path(path: &Path) -> String {
-    let text = path.to_string_lossy().replace('%', "%%");
-    if text.contains(char::is_whitespace) {
-        format!("\"{text}\"")
-    } else {
-        text
+    let mut out = String::from("\"");
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '%' => out.push_str("%%"),
+            c => out.push(c),
+        }
     }
+    out.push('"');
+    out
 }
 
 /// The remote command's stderr without ssh's own notices about connection
@@ -523,7 +556,7 @@ mod tests {
             "BatchMode=yes",
             "StrictHostKeyChecking=yes",
             "UpdateHostKeys=no",
-            "UserKnownHostsFile=/keys/known_hosts",
+            "UserKnownHostsFile=\"/keys/known_hosts\"",
             "IdentityFile=\"/keys/edge 2%%h\"",
             "IdentitiesOnly=yes",
             "ConnectTimeout=10",
@@ -546,7 +579,7 @@ mod tests {
         });
         let args = strings(&ssh.options(Some(Path::new("/tmp/efssh-1-2/c0"))));
         assert!(args.contains(&"ControlMaster=auto".to_string()));
-        assert!(args.contains(&"ControlPath=/tmp/efssh-1-2/c0".to_string()));
+        assert!(args.contains(&"ControlPath=\"/tmp/efssh-1-2/c0\"".to_string()));
         assert!(args.contains(&"ControlPersist=5s".to_string()));
     }
 
@@ -638,6 +671,53 @@ mod tests {
             "Stop-CsWindowsService : denied\r\n"
         );
         assert_eq!(without_mux_notices("plain\n"), "plain\n");
+    }
+
+    /// What `ssh -G` (OpenSSH's own reading of the options) says a path
+    /// option is, for paths that quoting, `#`, `%` and backslashes would
+    /// otherwise change.
+    #[test]
+    fn openssh_reads_paths_back_exactly() {
+        let hostile = [
+            "/k/plain",
+            "/k/with space/id",
+            "/k/quote\"d/id",
+            "/k/single'quote",
+            "/k/back\\slash\\\\two",
+            "/k/percent%h%%",
+            "/k/hash#not a comment",
+            "/k/trailing space ",
+            "/k/tab\there",
+            "/k/\u{e9}t\u{e9}",
+        ];
+        for path in hostile {
+            let ssh = Ssh::new(&SshSpec {
+                known_hosts: Some(path.into()),
+                identity_file: Some(path.into()),
+                ..spec()
+            });
+            let out = std::process::Command::new("ssh")
+                .arg("-G")
+                .args(ssh.options(None))
+                .output()
+                .expect("ssh -G (install openssh-client)");
+            assert!(
+                out.status.success(),
+                "{path:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let value = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::to_string)
+                    .unwrap_or_default()
+            };
+            // known_hosts is printed expanded; the identity before its
+            // `%` tokens are expanded (at load time, `%%` -> `%`).
+            assert_eq!(value("userknownhostsfile "), path, "{path:?}");
+            assert_eq!(value("identityfile "), path.replace('%', "%%"), "{path:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod record;
 mod rehearse;
 mod resume;
 mod runsafe;
+mod sessions;
 mod ssh;
 mod status;
 mod validate;

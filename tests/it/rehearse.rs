@@ -119,6 +119,7 @@ fn big_topology(dir: &Path, sites: u16, per_pool: u16) -> PathBuf {
         program: "pwsh".into(),
         args: Vec::new(),
         module: Some("Lync".into()),
+        session: None,
     };
     let mut t = Topology::new("fabrikam.example");
     t.dns = Dns {

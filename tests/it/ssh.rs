@@ -383,13 +383,18 @@ fn ssh_transport_settings_are_validated_where_they_are_written() {
         .server_mut("EdgeServer2.contoso.com")
         .transport
         .ssh_mut();
-    edge2.known_hosts = "/keys/known\"hosts".into();
+    edge2.known_hosts = "".into();
     edge2.control_persist_secs = Some(100000);
     edge2.connect_timeout_secs = Some(0);
     edge2.ssh_program = Some(String::new());
+    fake.server_mut("EdgeServer1.contoso.com")
+        .transport
+        .ssh_mut()
+        .connect_timeout_secs = Some(86_401);
     let out = Run::validate(&fake.write(estate.dir.path())).run().code(2);
     for want in [
-        "sites[1].pools[0].servers[0].transport.known_hosts: the path must be non-empty, without double quotes or line breaks",
+        "sites[1].pools[0].servers[0].transport.known_hosts: the path must be non-empty, without line breaks or NUL",
+        "sites[0].pools[0].servers[0].transport.connect_timeout_secs: at most 86400",
         "sites[1].pools[0].servers[0].transport.control_persist_secs: at most 86400",
         "sites[1].pools[0].servers[0].transport.connect_timeout_secs: must be greater than 0",
         "sites[1].pools[0].servers[0].transport.ssh_program: the ssh client must be a non-empty path",
@@ -454,4 +459,53 @@ fn a_failed_start_over_ssh_is_resumed_over_ssh() {
     assert_eq!(estate.count("Stop-CsWindowsService"), 3);
     assert_eq!(estate.count("Set-CsSite"), 1);
     assert_eq!(estate.count("Start-CsWindowsService"), 4);
+}
+
+/// Key and known_hosts paths with spaces, quotes, a backslash, `%` and `#`
+/// reach OpenSSH as written: the login works and the key is checked.
+#[test]
+fn paths_with_quotes_spaces_and_backslashes_reach_openssh_as_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let estate = Estate::new(0);
+    let sshd = Sshd::start(estate.machines().len());
+    let odd = estate.path("we\"ird 'dir\\ %h #1");
+    std::fs::create_dir(&odd).expect("make the odd directory");
+    let key = odd.join("id key");
+    std::fs::copy(&sshd.client_key, &key).expect("copy the key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let known = odd.join("known \"hosts\"");
+    std::fs::copy(&sshd.known_hosts, &known).expect("copy known_hosts");
+    let mut t = Topology::estate_ssh(&estate, &sshd.endpoints());
+    let edge2 = t.server_mut("EdgeServer2.contoso.com").transport.ssh_mut();
+    edge2.identity_file = key.clone();
+    edge2.known_hosts = known.clone();
+    let topology = t.write(estate.dir.path());
+    Run::validate(&topology).run().code(0);
+    let out = failover(&topology).run().code(0);
+    crate::harness::assert_lync_steps_verified(&out);
+    estate.assert_failed_over();
+
+    // The same known_hosts without this server's key: refused, naming the
+    // file as written.
+    std::fs::write(&known, "").expect("empty known_hosts");
+    let estate2 = Estate::new(0);
+    let mut t = Topology::estate_ssh(&estate2, &sshd.endpoints());
+    let edge2 = t.server_mut("EdgeServer2.contoso.com").transport.ssh_mut();
+    edge2.identity_file = key;
+    edge2.known_hosts = known.clone();
+    let out = failover(&t.write(estate2.dir.path())).run();
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stdout.contains(&format!(
+            "(known_hosts {}): the server's key is unknown",
+            known.display()
+        )),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        "",
+        "the key was added"
+    );
 }

@@ -257,6 +257,7 @@ impl Estate {
                 host.into(),
             ],
             module: Some("Lync".into()),
+            session: None,
         }
     }
 
@@ -279,6 +280,7 @@ impl Estate {
             control_persist_secs: None,
             connect_timeout_secs: None,
             ssh_program: None,
+            session: None,
         })
     }
 }
@@ -302,3 +304,10 @@ pub const LYNC_STEPS: [StepId; 4] = [
     StepId::RouteSet,
     StepId::ServicesStart,
 ];
+
+impl Estate {
+    /// PowerShell processes the stand-in started, per machine it played.
+    pub fn starts(&self, host: &str) -> u64 {
+        self.read()["starts"][host].as_u64().unwrap_or(0)
+    }
+}

@@ -134,6 +134,8 @@ pub enum Transport {
         program: String,
         args: Vec<String>,
         module: Option<String>,
+        /// `session:` (None: edgefail's default, a session).
+        session: Option<bool>,
     },
     Ssh(Ssh),
 }
@@ -151,6 +153,8 @@ pub struct Ssh {
     pub control_persist_secs: Option<u64>,
     pub connect_timeout_secs: Option<u64>,
     pub ssh_program: Option<String>,
+    /// `session:` (None: edgefail's default, a session).
+    pub session: Option<bool>,
 }
 
 impl Transport {
@@ -160,7 +164,17 @@ impl Transport {
             program: "pwsh".into(),
             args: Vec::new(),
             module: None,
+            session: None,
         }
+    }
+
+    /// Set `session:` on this transport.
+    pub fn session(mut self, on: bool) -> Transport {
+        match &mut self {
+            Transport::Local { session, .. } => *session = Some(on),
+            Transport::Ssh(ssh) => ssh.session = Some(on),
+        }
+        self
     }
 
     /// The ssh settings of an ssh transport.
@@ -555,6 +569,7 @@ impl Transport {
                 program,
                 args,
                 module,
+                session,
             } => {
                 f.push("type: local".into());
                 text(&mut f, "program", program);
@@ -563,6 +578,9 @@ impl Transport {
                 }
                 if let Some(m) = module {
                     f.push(format!("module: {m}"));
+                }
+                if let Some(b) = session {
+                    f.push(format!("session: {b}"));
                 }
             }
             Transport::Ssh(ssh) => {
@@ -595,6 +613,9 @@ impl Transport {
                 }
                 if let Some(program) = &ssh.ssh_program {
                     text(&mut f, "ssh_program", program);
+                }
+                if let Some(b) = ssh.session {
+                    f.push(format!("session: {b}"));
                 }
             }
         }
