@@ -73,7 +73,7 @@ function Format-Records([object[]] $Records, [scriptblock] $Format) {
     $items -join '; '
 }
 function Format-A([object[]] $Records) {
-    Format-Records $Records { $_.RecordData.IPv4Address.IPAddressToString }
+    Format-Records $Records { [string] $_.RecordData.IPv4Address }
 }
 function Format-Srv([object[]] $Records) {
     Format-Records $Records {

@@ -94,7 +94,7 @@ impl Writer<'_> {
         self.line("    $items -join '; '");
         self.line("}");
         self.line("function Format-A([object[]] $Records) {");
-        self.line("    Format-Records $Records { $_.RecordData.IPv4Address.IPAddressToString }");
+        self.line("    Format-Records $Records { [string] $_.RecordData.IPv4Address }");
         self.line("}");
         self.line("function Format-Srv([object[]] $Records) {");
         self.line("    Format-Records $Records {");
