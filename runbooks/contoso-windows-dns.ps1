@@ -249,10 +249,11 @@ Wait-Until 'every authoritative server answers xmpp.contoso.com A 127.0.0.20' {
 # Step 5 of 8 (dns.srv): make _xmpp-server._tcp.contoso.com SRV prefer EdgePool2
 # A lower priority number is preferred (RFC 2782; Microsoft's "highest priority").
 # A compare-and-swap by hand on the Windows DNS server: read the SRV records; if
-# they are the ones the topology describes (one per pool), swap the priorities
-# with Set-DnsServerResourceRecord, keeping every pool's record; if they already
-# prefer the target, leave them; if they hold anything else, stop. Then read
-# them back there and on every authoritative server.
+# they are the ones the topology describes (one per pool), or as a failover the
+# other way left them, swap the priorities with Set-DnsServerResourceRecord,
+# keeping every pool's record; if they already prefer the target, leave them;
+# if they hold anything else, stop. Then read them back there and on every
+# authoritative server.
 # ==========================================================================
 Write-Step 'Step 5 (dns.srv): make _xmpp-server._tcp.contoso.com SRV prefer EdgePool2'
 $records = @(Read-DnsRecords { Get-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName 'contoso.com' -Name '_xmpp-server._tcp' -RRType Srv })

@@ -46,7 +46,7 @@ pub fn powershell(t: &Topology, path: &str, from: &str, to: &str) -> anyhow::Res
     w.services(&to, 2, false);
     w.step3(&to);
     w.step4(&from, &to)?;
-    w.step5(&to)?;
+    w.step5(&from, &to)?;
     w.step6(&to);
     w.services(&to, 7, true);
     w.step8(&to);
@@ -569,7 +569,7 @@ impl Writer<'_> {
         self.dns_change(&update, &reads, &what)
     }
 
-    fn step5(&mut self, to: &PoolRef<'_>) -> anyhow::Result<()> {
+    fn step5(&mut self, from: &PoolRef<'_>, to: &PoolRef<'_>) -> anyhow::Result<()> {
         let x = &self.t.xmpp;
         let names = ZoneNames::from_topology(self.t).map_err(|e| anyhow!("{e}"))?;
         let record = |p: &PoolRef<'_>| -> anyhow::Result<SrvRecord> {
@@ -591,7 +591,7 @@ impl Writer<'_> {
         let wanted = record(to)?;
         let plan = plan_srv(&current, &wanted).map_err(|e| anyhow!("{e}"))?;
         let what = if self.windows_dns() {
-            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nA compare-and-swap by hand on the Windows DNS server: read the SRV records; if\nthey are the ones the topology describes (one per pool), swap the priorities\nwith Set-DnsServerResourceRecord, keeping every pool's record; if they already\nprefer the target, leave them; if they hold anything else, stop. Then read\nthem back there and on every authoritative server."
+            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nA compare-and-swap by hand on the Windows DNS server: read the SRV records; if\nthey are the ones the topology describes (one per pool), or as a failover the\nother way left them, swap the priorities with Set-DnsServerResourceRecord,\nkeeping every pool's record; if they already prefer the target, leave them;\nif they hold anything else, stop. Then read them back there and on every\nauthoritative server."
         } else {
             "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nThe prerequisite is the set of records the topology describes, one per pool;\nif DNS holds something else, nsupdate refuses and the script stops."
         };
@@ -631,7 +631,17 @@ impl Writer<'_> {
             target.trim_end_matches('.')
         );
         if self.windows_dns() {
-            return self.windows_srv(&current, &plan.desired, &wanted, &reads, &what);
+            // Before the move, the records are as the topology describes
+            // them or, for a failback, as a failover to `from` left them.
+            let mut moves = vec![(current.clone(), plan.desired.clone())];
+            let after_failover = plan_srv(&current, &record(from)?)
+                .map_err(|e| anyhow!("{e}"))?
+                .desired;
+            if after_failover != current {
+                let back = plan_srv(&after_failover, &wanted).map_err(|e| anyhow!("{e}"))?;
+                moves.push((after_failover, back.desired));
+            }
+            return self.windows_srv(&moves, &wanted, &reads, &what);
         }
         self.dns_change(&update, &reads, &what)
     }

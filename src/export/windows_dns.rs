@@ -120,36 +120,70 @@ impl Writer<'_> {
         ));
     }
 
-    /// The guard of a compare-and-swap by hand: nothing to do when the
-    /// records already read `wanted`, the change when they read `expected`,
-    /// and a stop otherwise.
+    /// The guard of a compare-and-swap by hand over `moves` (records as
+    /// they may be, records as the step wants them): nothing to do when the
+    /// records already read as wanted, the change (`change(self, i)`) when
+    /// they read as `moves[i].0`, and a stop otherwise. With more than one
+    /// wanted state, the one chosen is left in `$wanted`; returns whether.
     fn guarded(
         &mut self,
         owner: &str,
-        expected: &str,
-        wanted: &str,
-        change: impl FnOnce(&mut Self),
-    ) {
-        self.line(&format!("if ($now -eq {}) {{", ps_literal(wanted)));
-        self.line(&format!(
-            "    Write-Host {}",
-            ps_literal(&format!(
-                "   {owner} already reads {wanted}: nothing to change"
-            ))
-        ));
-        if expected != wanted {
-            self.line(&format!("}} elseif ($now -eq {}) {{", ps_literal(expected)));
-            change(self);
+        moves: &[(String, String)],
+        mut change: impl FnMut(&mut Self, usize),
+    ) -> bool {
+        let mut wanted: Vec<&str> = moves.iter().map(|(_, w)| w.as_str()).collect();
+        wanted.sort();
+        wanted.dedup();
+        let several = wanted.len() > 1;
+        match wanted.as_slice() {
+            [one] => {
+                self.line(&format!("if ($now -eq {}) {{", ps_literal(one)));
+                self.line(&format!(
+                    "    Write-Host {}",
+                    ps_literal(&format!(
+                        "   {owner} already reads {one}: nothing to change"
+                    ))
+                ));
+            }
+            _ => {
+                let list: Vec<String> = wanted.iter().map(|w| ps_literal(w)).collect();
+                self.line(&format!("if (@({}) -contains $now) {{", list.join(", ")));
+                self.line(&format!(
+                    "    Write-Host ({} + $now + {})",
+                    ps_literal(&format!("   {owner} already reads ")),
+                    ps_literal(": nothing to change")
+                ));
+                self.line("    $wanted = $now");
+            }
         }
+        let mut expected = Vec::new();
+        for (i, (from, to)) in moves.iter().enumerate() {
+            if wanted.contains(&from.as_str()) || expected.contains(&from) {
+                continue;
+            }
+            expected.push(from);
+            self.line(&format!("}} elseif ($now -eq {}) {{", ps_literal(from)));
+            if several {
+                self.line(&format!("    $wanted = {}", ps_literal(to)));
+            }
+            change(self, i);
+        }
+        let expected: Vec<&str> = if expected.is_empty() {
+            wanted.clone()
+        } else {
+            expected.iter().map(|e| e.as_str()).collect()
+        };
         self.line("} else {");
         self.line(&format!(
             "    throw ({} + $now + {})",
             ps_literal(&format!("{owner} reads ")),
             ps_literal(&format!(
-                ", not {expected} as this script expects: nothing was changed; run edgefail plan to see the records"
+                ", not {} as this script expects: nothing was changed; run edgefail plan to see the records",
+                expected.join(" or ")
             ))
         ));
         self.line("}");
+        several
     }
 
     /// Step 4 on Windows DNS: replace the A record of the failed pool with
@@ -173,7 +207,7 @@ impl Writer<'_> {
         let label = format!("{owner} A");
         let new = ps_literal(&new_ip.to_string());
         let z = ps_literal(&zone);
-        self.guarded(&label, &expected, &wanted, |w| {
+        self.guarded(&label, &[(expected, wanted.clone())], |w, _| {
             if let [_] = old {
                 w.line("    $old = $records[0]");
                 w.line("    $new = $old.Clone()");
@@ -211,11 +245,12 @@ impl Writer<'_> {
     }
 
     /// Step 5 on Windows DNS: move the SRV priorities as `plan_srv` says,
-    /// one record per call, the target pool's record first.
+    /// one record per call, the target pool's record first. `moves` pairs
+    /// each state the records may be in before the step with the records
+    /// the step makes of it.
     pub(super) fn windows_srv(
         &mut self,
-        current: &[SrvRecord],
-        desired: &[SrvRecord],
+        moves: &[(Vec<SrvRecord>, Vec<SrvRecord>)],
         wanted: &SrvRecord,
         reads: &[String],
         what: &str,
@@ -224,12 +259,39 @@ impl Writer<'_> {
         let zone = t.dns.zone.trim_end_matches('.').to_string();
         let owner = t.xmpp.srv_owner();
         let name = relative(&owner, &zone)?;
-        let ttl = t.xmpp.ttl;
         self.read_records("$records", &zone, &name, "Srv");
         self.line("$now = Format-Srv $records");
-        let expected = srv_text(current);
-        let wanted_text = srv_text(desired);
+        let texts: Vec<(String, String)> = moves
+            .iter()
+            .map(|(from, to)| (srv_text(from), srv_text(to)))
+            .collect();
         let z = ps_literal(&zone);
+        let srv_name = ps_literal(&name);
+        let several = self.guarded(&format!("{owner} SRV"), &texts, |w, i| {
+            if let Some((from, to)) = moves.get(i) {
+                w.srv_changes(from, to, wanted);
+            }
+        });
+        let wanted_text = match texts.as_slice() {
+            [(_, only), ..] if !several => ps_literal(only),
+            _ => "$wanted".into(),
+        };
+        let mut checks = vec![format!(
+            "((Format-Srv @(Read-DnsRecords {{ Get-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName {z} -Name {srv_name} -RRType Srv }})) -eq {wanted_text})"
+        )];
+        checks.extend(reads.iter().cloned());
+        self.wait_all(what, &checks);
+        Ok(())
+    }
+
+    /// The calls that turn the SRV records `current` into `desired`.
+    fn srv_changes(&mut self, current: &[SrvRecord], desired: &[SrvRecord], wanted: &SrvRecord) {
+        let t = self.t;
+        let ttl = t.xmpp.ttl;
+        let z = ps_literal(t.dns.zone.trim_end_matches('.'));
+        let srv_name = relative(&t.xmpp.srv_owner(), &t.dns.zone)
+            .map(|n| ps_literal(&n))
+            .unwrap_or_default();
         // Each record to add, paired with the record of the same target it
         // replaces, if any; the target pool's record first.
         let mut gone: Vec<&SrvRecord> = current.iter().filter(|r| !desired.contains(r)).collect();
@@ -243,70 +305,63 @@ impl Writer<'_> {
                 .map(|i| gone.remove(i));
             changes.push((r, replaces));
         }
-        let srv_name = ps_literal(&name);
-        self.guarded(&format!("{owner} SRV"), &expected, &wanted_text, |w| {
-            if changes.len() > 1 {
-                w.comment_indented("    ", "One record per call: between the calls, two records may share a priority\nfor a moment (nsupdate changes them in one message).");
-            }
-            for (r, replaces) in &changes {
-                let target = dns::show(&r.target);
-                let target = target.trim_end_matches('.');
-                match replaces {
-                    Some(old) => {
-                        let moves: Vec<String> = [
-                            ("priority", old.priority, r.priority),
-                            ("weight", old.weight, r.weight),
-                            ("port", old.port, r.port),
-                        ]
-                        .iter()
-                        .filter(|(_, a, b)| a != b)
-                        .map(|(what, a, b)| format!("{what} {a} -> {b}"))
-                        .collect();
-                        w.comment_indented(
-                            "    ",
-                            &format!("{target}: {}", moves.join(", ")),
-                        );
-                        w.line(&format!(
-                            "    $old = Select-Srv $records {}",
-                            ps_literal(&srv_item(old))
-                        ));
-                        w.line("    $new = $old.Clone()");
-                        w.line(&format!("    $new.RecordData.Priority = [uint16] {}", r.priority));
-                        w.line(&format!("    $new.RecordData.Weight = [uint16] {}", r.weight));
-                        w.line(&format!("    $new.RecordData.Port = [uint16] {}", r.port));
-                        w.line(&format!(
-                            "    $new.TimeToLive = [System.TimeSpan]::FromSeconds({ttl})"
-                        ));
-                        w.line(&format!(
-                            "    Set-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName {z} -OldInputObject $old -NewInputObject $new"
-                        ));
-                    }
-                    None => {
-                        w.comment_indented("    ", &format!("{target}: a new record"));
-                        w.line(&format!(
-                            "    Add-DnsServerResourceRecord -Srv -ComputerName $DnsServer -ZoneName {z} -Name {srv_name} -DomainName {} -Priority {} -Weight {} -Port {} -TimeToLive ([System.TimeSpan]::FromSeconds({ttl}))",
-                            ps_literal(target),
-                            r.priority,
-                            r.weight,
-                            r.port
-                        ));
-                    }
+        if changes.len() > 1 {
+            self.comment_indented("    ", "One record per call: between the calls, two records may share a priority\nfor a moment (nsupdate changes them in one message).");
+        }
+        for (r, replaces) in &changes {
+            let target = dns::show(&r.target);
+            let target = target.trim_end_matches('.');
+            match replaces {
+                Some(old) => {
+                    let moves: Vec<String> = [
+                        ("priority", old.priority, r.priority),
+                        ("weight", old.weight, r.weight),
+                        ("port", old.port, r.port),
+                    ]
+                    .iter()
+                    .filter(|(_, a, b)| a != b)
+                    .map(|(what, a, b)| format!("{what} {a} -> {b}"))
+                    .collect();
+                    self.comment_indented("    ", &format!("{target}: {}", moves.join(", ")));
+                    self.line(&format!(
+                        "    $old = Select-Srv $records {}",
+                        ps_literal(&srv_item(old))
+                    ));
+                    self.line("    $new = $old.Clone()");
+                    self.line(&format!(
+                        "    $new.RecordData.Priority = [uint16] {}",
+                        r.priority
+                    ));
+                    self.line(&format!(
+                        "    $new.RecordData.Weight = [uint16] {}",
+                        r.weight
+                    ));
+                    self.line(&format!("    $new.RecordData.Port = [uint16] {}", r.port));
+                    self.line(&format!(
+                        "    $new.TimeToLive = [System.TimeSpan]::FromSeconds({ttl})"
+                    ));
+                    self.line(&format!(
+                        "    Set-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName {z} -OldInputObject $old -NewInputObject $new"
+                    ));
+                }
+                None => {
+                    self.comment_indented("    ", &format!("{target}: a new record"));
+                    self.line(&format!(
+                        "    Add-DnsServerResourceRecord -Srv -ComputerName $DnsServer -ZoneName {z} -Name {srv_name} -DomainName {} -Priority {} -Weight {} -Port {} -TimeToLive ([System.TimeSpan]::FromSeconds({ttl}))",
+                        ps_literal(target),
+                        r.priority,
+                        r.weight,
+                        r.port
+                    ));
                 }
             }
-            for old in &gone {
-                w.line(&format!(
-                    "    Remove-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName {z} -InputObject (Select-Srv $records {}) -Force",
-                    ps_literal(&srv_item(old))
-                ));
-            }
-        });
-        let mut checks = vec![format!(
-            "((Format-Srv @(Read-DnsRecords {{ Get-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName {z} -Name {srv_name} -RRType Srv }})) -eq {})",
-            ps_literal(&wanted_text)
-        )];
-        checks.extend(reads.iter().cloned());
-        self.wait_all(what, &checks);
-        Ok(())
+        }
+        for old in &gone {
+            self.line(&format!(
+                "    Remove-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName {z} -InputObject (Select-Srv $records {}) -Force",
+                ps_literal(&srv_item(old))
+            ));
+        }
     }
 
     fn comment_indented(&mut self, indent: &str, text: &str) {

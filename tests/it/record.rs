@@ -780,6 +780,39 @@ fn the_windows_dns_export_is_current_and_changes_dns_with_the_dnsserver_cmdlets(
         !dns.contains("Remove-DnsServerResourceRecord"),
         "no pool's record is removed"
     );
+
+    // Failback: the records as the failover left them are swapped back;
+    // as the topology describes them, they are already right.
+    let back = Run::new(["export", "powershell", "-t", "contoso-windows-dns.yaml"])
+        .args(["--from", "EdgePool2", "--to", "EdgePool1"])
+        .current_dir(dir.path())
+        .run()
+        .code(0);
+    let dns = dns_steps(&back.stdout);
+    literal_arguments(dns, "-ZoneName");
+    let order = |needles: &[&str]| {
+        let mut from = 0;
+        for n in needles {
+            let at = dns[from..]
+                .find(n)
+                .unwrap_or_else(|| panic!("lacks {n:?} after byte {from} of:\n{dns}"));
+            from += at + n.len();
+        }
+    };
+    order(&[
+        "} elseif ($now -eq '127.0.0.20') {",
+        "[System.Net.IPAddress]::Parse('127.0.0.10')",
+        "if ($now -eq '10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com') {",
+        "} elseif ($now -eq '10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com') {",
+        "    $old = Select-Srv $records '20 0 5269 edgepool1-xmpp.contoso.com'",
+        "    $new.RecordData.Priority = [uint16] 10",
+        set,
+        "    $old = Select-Srv $records '10 0 5269 edgepool2-xmpp.contoso.com'",
+        "    $new.RecordData.Priority = [uint16] 20",
+        set,
+        "} else {",
+        "Wait-Until 'every authoritative server prefers edgepool1-xmpp.contoso.com' {",
+    ]);
 }
 
 #[test]
