@@ -3,7 +3,8 @@
 //! sends (built by `powershell`, the module behind `lync`), run on each
 //! machine with `Invoke-Command`, every change between its check and its
 //! read-back, stopping at the first failure; DNS changes as `nsupdate`
-//! input with the compare-and-swap prerequisites edgefail would use.
+//! input with the compare-and-swap prerequisites edgefail would use, or,
+//! for a zone on Windows DNS, as DnsServer cmdlets (`windows_dns`).
 //!
 //! Each script edgefail sends appears verbatim, flush left, between a line
 //! ending in `-ScriptBlock {` and a line that is only `}`: a reviewer can
@@ -19,8 +20,10 @@ use crate::names::ps_literal;
 use crate::powershell::{self, Script};
 use crate::steps::srv_preference::plan_srv;
 use crate::topology::{
-    DnsMode, PoolRef, RouteParameter, Topology, TransportSpec, parse_server_addr,
+    DnsMode, DnsServerKind, PoolRef, RouteParameter, Topology, TransportSpec, parse_server_addr,
 };
+
+mod windows_dns;
 
 /// A PowerShell script that performs the failover from `from` to `to` by
 /// hand. `path` is the topology file's name, for the header.
@@ -43,7 +46,7 @@ pub fn powershell(t: &Topology, path: &str, from: &str, to: &str) -> anyhow::Res
     w.services(&to, 2, false);
     w.step3(&to);
     w.step4(&from, &to)?;
-    w.step5(&to)?;
+    w.step5(&from, &to)?;
     w.step6(&to);
     w.services(&to, 7, true);
     w.step8(&to);
@@ -69,6 +72,25 @@ fn module(spec: &TransportSpec) -> Option<&str> {
 }
 
 impl Writer<'_> {
+    /// Whether the DNS steps are written with the DnsServer cmdlets.
+    fn windows_dns(&self) -> bool {
+        self.t.dns.server == DnsServerKind::Windows
+    }
+
+    /// Whether the DNS steps are sent with nsupdate and a TSIG key.
+    fn nsupdate(&self) -> bool {
+        !self.windows_dns() && self.t.dns.mode == DnsMode::Rfc2136
+    }
+
+    /// The address the DnsServer cmdlets' `-ComputerName` defaults to:
+    /// `dns.primary` without its port.
+    fn dns_server_default(&self) -> Option<String> {
+        let primary = self.t.dns.primary.as_deref()?;
+        parse_server_addr(primary, 53)
+            .ok()
+            .map(|a| a.ip().to_string())
+    }
+
     fn line(&mut self, text: &str) {
         self.out.push_str(text);
         self.out.push('\n');
@@ -143,8 +165,16 @@ impl Writer<'_> {
             String::new(),
             "Run it on a Windows admin box with the Lync Server Management Shell".into(),
             "(for step 3), PowerShell remoting to the Edge servers (steps 2 and 7),".into(),
-            "and nsupdate (BIND's tools) for the DNS steps.".into(),
-        ] {
+        ]
+        .into_iter()
+        .chain(if self.windows_dns() {
+            vec![
+                "and the DnsServer module (RSAT DNS Server Tools), as an account that may".into(),
+                "change the zone on -DnsServer, for the DNS steps.".into(),
+            ]
+        } else {
+            vec!["and nsupdate (BIND's tools) for the DNS steps.".into()]
+        }) {
             self.line(format!("    {l}").trim_end());
         }
         self.line(".PARAMETER EdgeCredential");
@@ -159,9 +189,20 @@ impl Writer<'_> {
                 "    An account with rights to run Set-CsSite on the management shell's machine.",
             );
         }
-        if t.dns.mode == DnsMode::Rfc2136 {
+        if self.nsupdate() {
             self.line(".PARAMETER TsigKeyFile");
             self.line("    The TSIG key file for nsupdate -k (as tsig-keygen writes it).");
+        }
+        if self.windows_dns() {
+            self.line(".PARAMETER DnsServer");
+            self.line(&format!(
+                "    The Windows DNS server that holds {} (-ComputerName of the DnsServer",
+                t.dns.zone
+            ));
+            self.line(
+                "    cmdlets; by default dns.primary's address: give its name where remoting to",
+            );
+            self.line("    an address is not allowed).");
         }
         self.line("#>");
         self.line("[CmdletBinding()]");
@@ -172,8 +213,14 @@ impl Writer<'_> {
         if matches!(t.management.transport, TransportSpec::Ssh(_)) {
             params.push("    [Parameter(Mandatory = $true)]\n    [System.Management.Automation.PSCredential] $ManagementCredential".into());
         }
-        if t.dns.mode == DnsMode::Rfc2136 {
+        if self.nsupdate() {
             params.push("    [Parameter(Mandatory = $true)]\n    [string] $TsigKeyFile".into());
+        }
+        if self.windows_dns() {
+            params.push(match self.dns_server_default() {
+                Some(server) => format!("    [string] $DnsServer = {}", ps_literal(&server)),
+                None => "    [Parameter(Mandatory = $true)]\n    [string] $DnsServer".into(),
+            });
         }
         params.push(format!(
             "    # How long each read-back may wait for its state, in seconds.\n    [int] $VerifySeconds = {}",
@@ -206,7 +253,9 @@ impl Writer<'_> {
         self.line("    if (@($services).Count -eq 0) { throw 'Get-CsWindowsService listed no Lync services' }");
         self.line("    @($services | Where-Object { $_.Status -ne $Status })");
         self.line("}");
-        if t.dns.mode == DnsMode::Rfc2136 {
+        if self.windows_dns() {
+            self.windows_dns_helpers();
+        } else if self.nsupdate() {
             self.line("");
             self.comment(
                 "Send one nsupdate message; its prerequisites make it a compare-and-swap.",
@@ -431,13 +480,15 @@ impl Writer<'_> {
                 self.line("if ((Read-Host 'Type done once the change is made') -ne 'done') { throw 'the DNS change was not confirmed' }");
             }
         }
-        self.line(&format!("Wait-Until {} {{", ps_literal(what)));
-        self.line(&format!(
-            "    @({}) -notcontains $false",
-            read_back.join(", ")
-        ));
-        self.line("}");
+        self.wait_all(what, read_back);
         Ok(())
+    }
+
+    /// Wait until every one of `checks` (PowerShell expressions) is true.
+    fn wait_all(&mut self, what: &str, checks: &[String]) {
+        self.line(&format!("Wait-Until {} {{", ps_literal(what)));
+        self.line(&format!("    @({}) -notcontains $false", checks.join(", ")));
+        self.line("}");
     }
 
     /// The authoritative servers `Resolve-DnsName` can ask: it has no port
@@ -469,15 +520,27 @@ impl Writer<'_> {
             .published_ipv4()
             .ok_or_else(|| anyhow!("{} has no external_ipv4 for its route server", to.pool.name))?;
         let old: Vec<Ipv4Addr> = from.pool.published_ipv4().into_iter().collect();
+        let old_text = old
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = if self.windows_dns() {
+            format!(
+                "A compare-and-swap by hand on the Windows DNS server: read the A record; if it\nis still {old_text} ({}), replace it (Set-DnsServerResourceRecord\n-OldInputObject -NewInputObject); if it already names {new_ip}, leave it; if it\nholds anything else, stop. Then read it back there and on every\nauthoritative server.",
+                from.pool.name
+            )
+        } else {
+            format!(
+                "One compare-and-swap: the prerequisite is that the A record is still\n{old_text} ({}); if it is not, nsupdate refuses and the script stops.",
+                from.pool.name
+            )
+        };
         self.step_heading(
             4,
             "dns.a",
             &format!("point {} A at {} ({new_ip})", x.a_record, to.pool.name),
-            &format!(
-                "One compare-and-swap: the prerequisite is that the A record is still\n{} ({}); if it is not, nsupdate refuses and the script stops.",
-                old.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
-                from.pool.name
-            ),
+            &what,
         );
         let mut update = Update::new(&names.zone);
         update
@@ -496,17 +559,17 @@ impl Writer<'_> {
                 )
             })
             .collect();
-        self.dns_change(
-            &update,
-            &reads,
-            &format!(
-                "every authoritative server answers {} A {new_ip}",
-                x.a_record
-            ),
-        )
+        let what = format!(
+            "every authoritative server answers {} A {new_ip}",
+            x.a_record
+        );
+        if self.windows_dns() {
+            return self.windows_a(&old, new_ip, &reads, &what);
+        }
+        self.dns_change(&update, &reads, &what)
     }
 
-    fn step5(&mut self, to: &PoolRef<'_>) -> anyhow::Result<()> {
+    fn step5(&mut self, from: &PoolRef<'_>, to: &PoolRef<'_>) -> anyhow::Result<()> {
         let x = &self.t.xmpp;
         let names = ZoneNames::from_topology(self.t).map_err(|e| anyhow!("{e}"))?;
         let record = |p: &PoolRef<'_>| -> anyhow::Result<SrvRecord> {
@@ -527,13 +590,18 @@ impl Writer<'_> {
         current.dedup();
         let wanted = record(to)?;
         let plan = plan_srv(&current, &wanted).map_err(|e| anyhow!("{e}"))?;
+        let what = if self.windows_dns() {
+            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nA compare-and-swap by hand on the Windows DNS server: read the SRV records; if\nthey are the ones the topology describes (one per pool), or as a failover the\nother way left them, swap the priorities with Set-DnsServerResourceRecord,\nkeeping every pool's record; if they already prefer the target, leave them;\nif they hold anything else, stop. Then read them back there and on every\nauthoritative server."
+        } else {
+            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nThe prerequisite is the set of records the topology describes, one per pool;\nif DNS holds something else, nsupdate refuses and the script stops."
+        };
         self.step_heading(
             5,
             "dns.srv",
             &format!("make {} SRV prefer {}", x.srv_owner(), to.pool.name),
-            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nThe prerequisite is the set of records the topology describes, one per pool;\nif DNS holds something else, nsupdate refuses and the script stops.",
+            what,
         );
-        if plan.desired == current {
+        if plan.desired == current && !self.windows_dns() {
             self.comment("The topology's records already prefer the target pool: nothing to send.");
             return Ok(());
         }
@@ -558,14 +626,24 @@ impl Writer<'_> {
                 )
             })
             .collect();
-        self.dns_change(
-            &update,
-            &reads,
-            &format!(
-                "every authoritative server prefers {}",
-                target.trim_end_matches('.')
-            ),
-        )
+        let what = format!(
+            "every authoritative server prefers {}",
+            target.trim_end_matches('.')
+        );
+        if self.windows_dns() {
+            // Before the move, the records are as the topology describes
+            // them or, for a failback, as a failover to `from` left them.
+            let mut moves = vec![(current.clone(), plan.desired.clone())];
+            let after_failover = plan_srv(&current, &record(from)?)
+                .map_err(|e| anyhow!("{e}"))?
+                .desired;
+            if after_failover != current {
+                let back = plan_srv(&after_failover, &wanted).map_err(|e| anyhow!("{e}"))?;
+                moves.push((after_failover, back.desired));
+            }
+            return self.windows_srv(&moves, &wanted, &reads, &what);
+        }
+        self.dns_change(&update, &reads, &what)
     }
 
     fn step6(&mut self, to: &PoolRef<'_>) {

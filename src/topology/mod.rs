@@ -104,11 +104,25 @@ pub enum DnsMode {
     Manual,
 }
 
+/// What serves the zone. It changes only how `export powershell` writes
+/// the DNS steps: `failover` speaks RFC 2136 with TSIG to any server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsServerKind {
+    /// BIND, Knot, PowerDNS or any other server `nsupdate` can update.
+    #[default]
+    Other,
+    /// Windows Server DNS: the export uses the DnsServer module's cmdlets.
+    Windows,
+}
+
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct Dns {
     pub zone: String,
     #[serde(default)]
     pub mode: DnsMode,
+    #[serde(default)]
+    pub server: DnsServerKind,
     /// Where updates go: "address" or "address:port" (port 53 by default).
     #[serde(default)]
     pub primary: Option<String>,
@@ -978,7 +992,7 @@ sites:
             lines(&report),
             [
                 "5:9 xmpp.port: invalid type: sequence, expected u16",
-                "9:3 dns.colour: unknown field `colour`, expected one of `zone`, `mode`, `primary`, `authoritative`, `tsig`, `timeout_secs`, `lease_name`, `lease_secs`",
+                "9:3 dns.colour: unknown field `colour`, expected one of `zone`, `mode`, `server`, `primary`, `authoritative`, `tsig`, `timeout_secs`, `lease_name`, `lease_secs`",
                 "16:9 sites[0].pools[0]: missing field `fqdn`",
                 "17:18 sites[0].pools[0].version: unknown variant `lync2010`, expected one of `lync2013`, `sfb2015`, `sfb2019`",
                 "22:38 sites[0].pools[0].servers[0].transport.x: unknown field `x`, expected one of `program`, `args`, `module`, `session`",

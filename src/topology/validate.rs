@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::tree::Locator;
 use super::{
-    Diagnostic, Dns, DnsMode, FORMAT_VERSION, Management, Severity, Site, Timeouts, TransportSpec,
-    Xmpp, parse_server_addr,
+    Diagnostic, Dns, DnsMode, DnsServerKind, FORMAT_VERSION, Management, Severity, Site, Timeouts,
+    TransportSpec, Xmpp, parse_server_addr,
 };
 use crate::names;
 
@@ -265,6 +265,13 @@ fn check_dns(c: &mut Checker<'_>, dns: &Dns, xmpp: Option<&Xmpp>) {
         }
         if dns.tsig.is_none() && c.intact("dns.tsig") {
             c.error("dns", "mode rfc2136 needs `tsig`: updates must be signed");
+        }
+        if dns.server == DnsServerKind::Windows && c.intact("dns.server") {
+            c.push(
+                Severity::Warning,
+                "dns.server",
+                "Windows DNS verifies GSS-TSIG (Kerberos) signatures, not the TSIG keys edgefail signs its updates with, so it may refuse them; with mode: manual you make the changes (`edgefail export powershell` writes them with the DnsServer cmdlets) and edgefail verifies them",
+            );
         }
     }
     if let Some(tsig) = &dns.tsig {

@@ -624,6 +624,257 @@ fn names_reach_the_export_as_literals_and_hostile_ones_are_refused() {
     assert!(out.stderr.contains("hostile.yaml"), "{}", out.stderr);
 }
 
+/// runbooks/contoso.yaml with its zone on Windows DNS, as an operator
+/// would write it (`mode: manual`: edgefail's TSIG updates are not for
+/// Windows DNS), written into `dir` as contoso-windows-dns.yaml.
+fn contoso_on_windows_dns(dir: &Path, mode: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join("runbooks/contoso.yaml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("mode: rfc2136"))
+        .expect("runbooks/contoso.yaml has a dns.mode line");
+    let text = text.replacen(line, &format!("  mode: {mode}"), 1).replacen(
+        "  server: other ",
+        "  server: windows",
+        1,
+    );
+    assert!(
+        text.contains("  server: windows"),
+        "runbooks/contoso.yaml has a dns.server line"
+    );
+    let path = dir.join("contoso-windows-dns.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The text of steps 4 and 5 of an export.
+#[track_caller]
+fn dns_steps(script: &str) -> &str {
+    let start = script.find("# Step 4 of 8").expect("a step 4");
+    let end = script.find("# Step 6 of 8").expect("a step 6");
+    &script[start..end]
+}
+
+/// Every name a DnsServer cmdlet takes in `text` is a single-quoted
+/// literal, and no string there is double-quoted (so nothing in it is
+/// expanded); returns the literals given to `parameter`.
+#[track_caller]
+fn literal_arguments(text: &str, parameter: &str) -> Vec<String> {
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        assert!(!line.contains('"'), "a double-quoted string in: {line}");
+    }
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("-DnsServerResourceRecord"))
+    {
+        for name in ["-ZoneName", "-Name", "-DomainName", "-IPv4Address"] {
+            for (at, _) in line.match_indices(&format!("{name} ")) {
+                let rest = &line[at + name.len() + 1..];
+                assert!(rest.starts_with('\''), "{name} is not a literal in: {line}");
+                let literal: String = rest[1..].chars().take_while(|c| *c != '\'').collect();
+                if name == parameter {
+                    out.push(literal);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_windows_dns_export_is_current_and_changes_dns_with_the_dnsserver_cmdlets() {
+    let dir = tempfile::tempdir().unwrap();
+    contoso_on_windows_dns(dir.path(), "manual");
+    let out = Run::new(["export", "powershell", "-t", "contoso-windows-dns.yaml"])
+        .args(["--from", "EdgePool1", "--to", "EdgePool2"])
+        .current_dir(dir.path())
+        .run()
+        .code(0);
+    let committed = std::fs::read_to_string(repo().join("runbooks/contoso-windows-dns.ps1"))
+        .unwrap_or_default();
+    assert!(
+        committed == out.stdout,
+        "runbooks/contoso-windows-dns.ps1 is not what the export of runbooks/contoso.yaml with `mode: manual` and `server: windows` (as contoso-windows-dns.yaml) writes now; review the difference and commit the new export:\n{}",
+        out.stdout
+    );
+    // The Lync steps are the same scripts edgefail sends.
+    let loaded = edgefail::topology::load(&dir.path().join("contoso-windows-dns.yaml")).unwrap();
+    assert_blocks_are_edgefail_scripts(&out.stdout, &loaded.topology);
+    assert!(
+        out.stdout.contains("[string] $DnsServer = '127.0.0.1'"),
+        "-DnsServer defaults to dns.primary's address"
+    );
+    assert!(!out.stdout.contains("TsigKeyFile"));
+
+    let dns = dns_steps(&out.stdout);
+    assert!(
+        !dns.contains("Send-NsUpdate") && !dns.contains("Read-Host"),
+        "{dns}"
+    );
+    assert_eq!(
+        literal_arguments(dns, "-ZoneName")
+            .iter()
+            .filter(|z| *z != "contoso.com")
+            .count(),
+        0
+    );
+    assert_eq!(
+        literal_arguments(dns, "-Name"),
+        [
+            "xmpp",
+            "xmpp",
+            "xmpp.contoso.com",
+            "_xmpp-server._tcp",
+            "_xmpp-server._tcp",
+            "_xmpp-server._tcp.contoso.com"
+        ],
+        "per record: a read, a read-back, and the authoritative server's answer"
+    );
+    // Step 4, a compare-and-swap by hand: read, then change only from the
+    // expected state, stop on any other.
+    let read_a = "$records = @(Read-DnsRecords { Get-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName 'contoso.com' -Name 'xmpp' -RRType A })";
+    let done_a = "if ($now -eq '127.0.0.20') {";
+    let guard_a = "} elseif ($now -eq '127.0.0.10') {";
+    let set = "    Set-DnsServerResourceRecord -ComputerName $DnsServer -ZoneName 'contoso.com' -OldInputObject $old -NewInputObject $new";
+    let stop_a = "    throw ('xmpp.contoso.com A reads ' + $now + ', not 127.0.0.10 as this script expects: nothing was changed;";
+    let order = |needles: &[&str]| {
+        let mut from = 0;
+        for n in needles {
+            let at = dns[from..]
+                .find(n)
+                .unwrap_or_else(|| panic!("lacks {n:?} after byte {from} of:\n{dns}"));
+            from += at + n.len();
+        }
+    };
+    order(&[
+        read_a,
+        done_a,
+        guard_a,
+        "    $new.RecordData.IPv4Address = [System.Net.IPAddress]::Parse('127.0.0.20')",
+        "    $new.TimeToLive = [System.TimeSpan]::FromSeconds(300)",
+        set,
+        "} else {",
+        stop_a,
+        "Wait-Until 'every authoritative server answers xmpp.contoso.com A 127.0.0.20' {",
+        "-Name 'xmpp' -RRType A })) -eq '127.0.0.20')",
+        "Resolve-DnsName -Name 'xmpp.contoso.com' -Type A -Server '127.0.0.1'",
+    ]);
+    // Step 5: both pools keep a record, the priorities swap (lower number
+    // preferred), the target pool's record first.
+    order(&[
+        "-Name '_xmpp-server._tcp' -RRType Srv })",
+        "if ($now -eq '10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com') {",
+        "} elseif ($now -eq '10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com') {",
+        "    $old = Select-Srv $records '20 0 5269 edgepool2-xmpp.contoso.com'",
+        "    $new.RecordData.Priority = [uint16] 10",
+        set,
+        "    $old = Select-Srv $records '10 0 5269 edgepool1-xmpp.contoso.com'",
+        "    $new.RecordData.Priority = [uint16] 20",
+        set,
+        "} else {",
+        "    throw ('_xmpp-server._tcp.contoso.com SRV reads ' + $now + ', not 10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com as this script expects",
+        "Wait-Until 'every authoritative server prefers edgepool2-xmpp.contoso.com' {",
+    ]);
+    assert!(
+        !dns.contains("Remove-DnsServerResourceRecord"),
+        "no pool's record is removed"
+    );
+
+    // Failback: the records as the failover left them are swapped back;
+    // as the topology describes them, they are already right.
+    let back = Run::new(["export", "powershell", "-t", "contoso-windows-dns.yaml"])
+        .args(["--from", "EdgePool2", "--to", "EdgePool1"])
+        .current_dir(dir.path())
+        .run()
+        .code(0);
+    let dns = dns_steps(&back.stdout);
+    literal_arguments(dns, "-ZoneName");
+    let order = |needles: &[&str]| {
+        let mut from = 0;
+        for n in needles {
+            let at = dns[from..]
+                .find(n)
+                .unwrap_or_else(|| panic!("lacks {n:?} after byte {from} of:\n{dns}"));
+            from += at + n.len();
+        }
+    };
+    order(&[
+        "} elseif ($now -eq '127.0.0.20') {",
+        "[System.Net.IPAddress]::Parse('127.0.0.10')",
+        "if ($now -eq '10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com') {",
+        "} elseif ($now -eq '10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com') {",
+        "    $old = Select-Srv $records '20 0 5269 edgepool1-xmpp.contoso.com'",
+        "    $new.RecordData.Priority = [uint16] 10",
+        set,
+        "    $old = Select-Srv $records '10 0 5269 edgepool2-xmpp.contoso.com'",
+        "    $new.RecordData.Priority = [uint16] 20",
+        set,
+        "} else {",
+        "Wait-Until 'every authoritative server prefers edgepool1-xmpp.contoso.com' {",
+    ]);
+}
+
+#[test]
+fn windows_dns_names_reach_the_cmdlets_as_literals_and_hostile_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = contoso_on_windows_dns(dir.path(), "manual");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // The A record at the zone's own name, names in capitals.
+    let odd = text
+        .replacen("a_record: xmpp.contoso.com", "a_record: Contoso.COM", 1)
+        .replacen(
+            "srv_target: edgepool2-xmpp.contoso.com",
+            "srv_target: EdgePool2-XMPP.Contoso.com",
+            1,
+        );
+    std::fs::write(&path, odd).unwrap();
+    let out = export(&path, "EdgePool1", "EdgePool2").run().code(0);
+    let dns = dns_steps(&out.stdout);
+    assert_eq!(literal_arguments(dns, "-Name")[0], "@", "{dns}");
+    assert!(
+        dns.contains("Resolve-DnsName -Name 'Contoso.COM' -Type A"),
+        "{dns}"
+    );
+    // Records compare in lowercase, as Format-Srv writes them.
+    assert!(
+        dns.contains("    $old = Select-Srv $records '20 0 5269 edgepool2-xmpp.contoso.com'"),
+        "{dns}"
+    );
+    literal_arguments(dns, "-ZoneName");
+
+    // A zone name that would close the literal never reaches a script.
+    let hostile = dir.path().join("hostile.yaml");
+    std::fs::write(
+        &hostile,
+        text.replace(
+            "zone: contoso.com",
+            "zone: \"contoso.com'; Remove-Item C:\\\\ -Recurse; '\"",
+        ),
+    )
+    .unwrap();
+    let out = export(&hostile, "EdgePool1", "EdgePool2").run().code(2);
+    assert!(!out.stdout.contains("Remove-Item"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("hostile.yaml") && out.stderr.contains("dns.zone"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn validate_warns_that_edgefails_tsig_updates_are_not_for_windows_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = contoso_on_windows_dns(dir.path(), "rfc2136");
+    Run::validate(&path)
+        .run()
+        .code(0)
+        .stderr_has("warning: dns.server: Windows DNS verifies GSS-TSIG (Kerberos) signatures, not the TSIG keys edgefail signs its updates with");
+    // The export writes the cmdlets whatever the mode.
+    let out = export(&path, "EdgePool1", "EdgePool2").run().code(0);
+    assert!(dns_steps(&out.stdout).contains("Set-DnsServerResourceRecord"));
+}
+
 #[test]
 fn a_rehearsal_writes_the_change_record_of_the_drill_and_its_resume() {
     let dir = tempfile::tempdir().unwrap();
