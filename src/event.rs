@@ -324,6 +324,10 @@ pub enum Event {
         command: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
+        /// The state of the estate the drill's run read back when it
+        /// stopped (its `run_finished`'s `estate`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estate: Option<EstateState>,
     },
     /// A command ended in an error without a run's own end (a missing
     /// file, an unknown pool, a refused resume, a usage error): the last

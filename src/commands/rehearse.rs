@@ -116,16 +116,25 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         };
         let code = once(None, !drills.is_empty()).await?;
         let first_end = held.lock().unwrap_or_else(|p| p.into_inner()).take();
-        show_status().await;
         let code = if code == Exit::Ok || drills.is_empty() {
             if let Some(end) = first_end {
                 events.emit(&end);
             }
+            show_status().await;
             code
         } else {
-            let message = match first_end {
-                Some(Event::RunFinished { message, .. }) => message,
-                _ => String::new(),
+            let (message, estate) = match first_end {
+                Some(Event::RunFinished {
+                    message, estate, ..
+                }) => (message, estate),
+                _ => (String::new(), None),
+            };
+            // Read what the drill left behind before its fault is cleared
+            // (a filtered port is part of it); shown after the failure.
+            let left_behind = if args.status {
+                Some(estate::read(&stage.status_sources(opts.command_timeout)).await)
+            } else {
+                None
             };
             stage.clear().await;
             let (found, problems) =
@@ -140,6 +149,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
                         message: message.clone(),
                         command: format!("edgefail failover --resume -t {topology_path}"),
                         why: None,
+                        estate: estate.clone(),
                     });
                     Some(r)
                 }
@@ -152,10 +162,14 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
                         ),
                         // The reason, without the "cannot resume" it comes with.
                         why: Some(why.chain().nth(1).unwrap_or(why.as_ref()).to_string()),
+                        estate,
                     });
                     None
                 }
             };
+            if let Some(status) = &left_behind {
+                report::status::status(status, args.output);
+            }
             let code = once(resume, false).await?;
             show_status().await;
             code

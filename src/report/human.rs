@@ -387,11 +387,15 @@ impl<W: Write + Send> Human<W> {
                 message,
                 command,
                 why,
+                estate,
             } => {
                 self.spinner.clear();
                 if !message.is_empty() {
                     writeln!(self.out)?;
                     self.wrapped("FAILED: ", &esc(message), 2)?;
+                }
+                if let Some(estate) = estate {
+                    write!(self.out, "{}", super::footer::render(estate))?;
                 }
                 let why = why
                     .as_ref()

@@ -357,3 +357,60 @@ fn an_unknown_drill_or_server_is_a_usage_error() {
         .code(2)
         .stderr_has("takes no server");
 }
+
+/// A drill that stops mid-failover closes its failed run with the state of
+/// the estate read back, in JSON (inside `rehearsal_resume`, since the
+/// failed run's own `run_finished` is not repeated) and on the terminal
+/// (before the rehearsal's resume line).
+#[test]
+fn a_drills_failed_run_says_the_state_of_the_estate() {
+    let out = readme_rehearsal()
+        .inject("dns-concurrent-change")
+        .delay_ms(0)
+        .json()
+        .run()
+        .code(0);
+    let events = out.events();
+    let estate = events
+        .iter()
+        .find_map(|e| match e {
+            Event::RehearsalResume { estate, .. } => estate.clone(),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no estate in rehearsal_resume:\n{}", out.stdout));
+    assert_eq!(
+        estate.steps_done,
+        vec![StepId::ServicesStop, StepId::RouteSet],
+        "{estate:?}"
+    );
+    assert!(
+        estate.steps_unverified.contains(&StepId::DnsA),
+        "{estate:?}"
+    );
+    assert!(
+        estate
+            .readings
+            .iter()
+            .any(|r| r.step == StepId::DnsA && r.state.contains(".250")),
+        "the A record the drill moved is read back: {estate:?}"
+    );
+    assert!(
+        estate.next.starts_with("edgefail failover --resume"),
+        "{estate:?}"
+    );
+
+    let human = readme_rehearsal()
+        .inject("dns-concurrent-change")
+        .delay_ms(0)
+        .run()
+        .code(0);
+    let footer = human
+        .stdout
+        .find("State of the estate")
+        .unwrap_or_else(|| panic!("no footer:\n{}", human.stdout));
+    let resume_line = human
+        .stdout
+        .find("REHEARSAL: that is what")
+        .expect("resume line");
+    assert!(footer < resume_line, "{}", human.stdout);
+}
