@@ -633,6 +633,36 @@ fn a_closed_stdout_ends_quietly() {
         assert_eq!(status.code(), Some(code), "{args}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args}: {stderr}");
     }
+    // A run keeps going to its own end and exit code, its journal complete.
+    let skips: String = ["dns.a", "dns.srv", "port.check", "federation.check"]
+        .iter()
+        .map(|s| format!(" --skip {s}"))
+        .collect();
+    for output in ["json", "human"] {
+        let line = format!(
+            "'{}' failover --dry-run -t '{}' --journal '{}' --from EdgePool1 --to EdgePool2{skips} --output {output} 2>'{}' | (exec 0<&-; sleep 0.3); exit ${{PIPESTATUS[0]}}",
+            bin.display(),
+            topology.display(),
+            journal.display(),
+            dir.path().join("stderr").display()
+        );
+        let status = std::process::Command::new("bash")
+            .args(["-c", &line])
+            .env("NO_COLOR", "1")
+            .status()
+            .expect("bash");
+        let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+        assert_eq!(status.code(), Some(4), "dry run, {output}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{output}: {stderr}");
+    }
+    let runs = std::fs::read_to_string(&journal).expect("journal");
+    assert_eq!(
+        runs.lines()
+            .filter(|l| l.contains("\"run_finished\""))
+            .count(),
+        5,
+        "three dry runs before, two with a closed stdout, each recorded to its end"
+    );
 }
 
 /// probe's JSON document says what it is.
