@@ -726,6 +726,31 @@ fn the_contoso_failback_export_is_current_and_swaps_the_srv_priorities_back() {
     );
 }
 
+#[test]
+fn with_dns_mode_manual_the_export_shows_the_change_of_the_branch_and_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("runbooks/contoso.yaml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("mode: rfc2136"))
+        .expect("runbooks/contoso.yaml has a dns.mode line");
+    let path = dir.path().join("manual.yaml");
+    std::fs::write(&path, text.replacen(line, "  mode: manual", 1)).unwrap();
+    let out = export(&path, "EdgePool2", "EdgePool1").run().code(0);
+    assert!(!out.stdout.contains("TsigKeyFile") && !out.stdout.contains("Send-NsUpdate"));
+    assert!(
+        out.stdout
+            .contains("Read-Host 'Type done once the change is made'")
+    );
+    let dns = dns_steps(&out.stdout);
+    assert!(
+        dns.contains(
+            "} elseif ($now -eq '10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com') {\n    Request-DnsChange @'\nserver 127.0.0.1 53\n"
+        ),
+        "{dns}"
+    );
+}
+
 /// The messages of the failover and failback exports, chosen as the
 /// script chooses them from what a real BIND holds, move the records there
 /// and back; from the state a step wants, nothing is sent.
