@@ -11,12 +11,17 @@
 
     Run it on a Windows admin box with the Lync Server Management Shell
     (for step 3), PowerShell remoting to the Edge servers (steps 2 and 7),
-    and nsupdate (BIND's tools) for the DNS steps.
+    and, for the DNS steps, Resolve-DnsName (the DnsClient module) and
+    nsupdate (BIND's tools).
 .PARAMETER EdgeCredential
     The local administrator of the Edge servers of EdgePool2 (they are usually not
     domain-joined).
 .PARAMETER TsigKeyFile
     The TSIG key file for nsupdate -k (as tsig-keygen writes it).
+.PARAMETER DnsServer
+    The DNS server the DNS steps read contoso.com's records from before changing them,
+    to choose the change to make (Resolve-DnsName asks port 53 only); by default
+    dns.primary's address.
 #>
 [CmdletBinding()]
 param(
@@ -24,6 +29,7 @@ param(
     [System.Management.Automation.PSCredential] $EdgeCredential,
     [Parameter(Mandatory = $true)]
     [string] $TsigKeyFile,
+    [string] $DnsServer = '127.0.0.1',
     # How long each read-back may wait for its state, in seconds.
     [int] $VerifySeconds = 300
 )
@@ -55,10 +61,40 @@ function Get-OffStatus([string] $Json, [string] $Status) {
     @($services | Where-Object { $_.Status -ne $Status })
 }
 
+# The records of one name and type that $DnsServer answers: none when the name
+# or the type does not exist there, any other error stops the script.
+function Resolve-Records([string] $Name, [string] $Type) {
+    try {
+        Resolve-DnsName -Name $Name -Type $Type -Server $DnsServer -DnsOnly -NoHostsFile -ErrorAction Stop |
+            Where-Object { $_.Section -eq 'Answer' -and $_.Type -eq $Type }
+    } catch {
+        if ($_.FullyQualifiedErrorId -notlike 'DNS_ERROR_RCODE_NAME_ERROR,*' -and
+            $_.FullyQualifiedErrorId -notlike 'DNS_INFO_NO_RECORDS,*') { throw }
+    }
+}
+
+# Records as one line of text to compare with what this script expects: each
+# record through $Format, sorted ordinally, joined with '; ' ('none' if none).
+function Format-Records([object[]] $Records, [scriptblock] $Format) {
+    [string[]] $items = @($Records | Where-Object { $null -ne $_ } | ForEach-Object $Format)
+    if ($items.Count -eq 0) { return 'none' }
+    [Array]::Sort($items, [StringComparer]::Ordinal)
+    $items -join '; '
+}
+function Format-A([object[]] $Records) {
+    Format-Records $Records { [string] $_.IPAddress }
+}
+function Format-Srv([object[]] $Records) {
+    Format-Records $Records {
+        '{0} {1} {2} {3}' -f $_.Priority, $_.Weight, $_.Port,
+            $_.NameTarget.TrimEnd('.').ToLowerInvariant()
+    }
+}
+
 # Send one nsupdate message; its prerequisites make it a compare-and-swap.
 function Send-NsUpdate([string] $Text) {
     $Text | & nsupdate -v -k $TsigKeyFile
-    if ($LASTEXITCODE -ne 0) { throw "nsupdate failed (exit $LASTEXITCODE): the records are not what this script expects; run edgefail plan to see what they are" }
+    if ($LASTEXITCODE -ne 0) { throw "nsupdate failed (exit $LASTEXITCODE): the records changed since this script read them; run edgefail plan to see what they are" }
 }
 
 # ==========================================================================
@@ -193,11 +229,20 @@ if (Get-Command -Name 'Get-CsManagementStoreReplicationStatus' -ErrorAction Sile
 
 # ==========================================================================
 # Step 4 of 8 (dns.a): point xmpp.contoso.com A at EdgePool2 (127.0.0.20)
-# One compare-and-swap: the prerequisite is that the A record is still
-# 127.0.0.10 (EdgePool1); if it is not, nsupdate refuses and the script stops.
+# Read the A record from $DnsServer: if it already names 127.0.0.20, nothing is
+# sent; if it is 127.0.0.10 (EdgePool1), one nsupdate message replaces
+# it, with that address as its prerequisite (if it changed since the read,
+# nsupdate refuses and the script stops); if it holds anything else, the
+# script stops before any change. Then read it back from every authoritative
+# server.
 # ==========================================================================
 Write-Step 'Step 4 (dns.a): point xmpp.contoso.com A at EdgePool2 (127.0.0.20)'
-$update = @'
+$records = @(Resolve-Records 'xmpp.contoso.com' 'A')
+$now = Format-A $records
+if ($now -eq '127.0.0.20') {
+    Write-Host '   xmpp.contoso.com A already reads 127.0.0.20: nothing to change'
+} elseif ($now -eq '127.0.0.10') {
+    Send-NsUpdate @'
 server 127.0.0.1 53
 zone contoso.com.
 prereq yxrrset xmpp.contoso.com. IN A 127.0.0.10
@@ -205,7 +250,9 @@ update delete xmpp.contoso.com. IN A
 update add xmpp.contoso.com. 300 IN A 127.0.0.20
 send
 '@
-Send-NsUpdate $update
+} else {
+    throw ('xmpp.contoso.com A reads ' + $now + ', not 127.0.0.10 as this script expects: nothing was changed; run edgefail plan to see the records')
+}
 Wait-Until 'every authoritative server answers xmpp.contoso.com A 127.0.0.20' {
     @((@(Resolve-DnsName -Name 'xmpp.contoso.com' -Type A -Server '127.0.0.1' -DnsOnly -NoHostsFile | Where-Object { $_.Type -eq 'A' } | ForEach-Object { $_.IPAddress }) -join ',') -eq '127.0.0.20') -notcontains $false
 }
@@ -213,11 +260,21 @@ Wait-Until 'every authoritative server answers xmpp.contoso.com A 127.0.0.20' {
 # ==========================================================================
 # Step 5 of 8 (dns.srv): make _xmpp-server._tcp.contoso.com SRV prefer EdgePool2
 # A lower priority number is preferred (RFC 2782; Microsoft's "highest priority").
-# The prerequisite is the set of records the topology describes, one per pool;
-# if DNS holds something else, nsupdate refuses and the script stops.
+# Read the SRV records from $DnsServer: if they already prefer the target, nothing
+# is sent; if they are the ones the topology describes (one per pool), or as a
+# failover the other way left them, one nsupdate message swaps the priorities,
+# keeping every pool's record, with the records read as its prerequisite (if
+# they changed since the read, nsupdate refuses and the script stops); if they
+# hold anything else, the script stops before any change. Then read them back
+# from every authoritative server.
 # ==========================================================================
 Write-Step 'Step 5 (dns.srv): make _xmpp-server._tcp.contoso.com SRV prefer EdgePool2'
-$update = @'
+$records = @(Resolve-Records '_xmpp-server._tcp.contoso.com' 'SRV')
+$now = Format-Srv $records
+if ($now -eq '10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com') {
+    Write-Host '   _xmpp-server._tcp.contoso.com SRV already reads 10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com: nothing to change'
+} elseif ($now -eq '10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com') {
+    Send-NsUpdate @'
 server 127.0.0.1 53
 zone contoso.com.
 prereq yxrrset _xmpp-server._tcp.contoso.com. IN SRV 10 0 5269 edgepool1-xmpp.contoso.com.
@@ -228,7 +285,9 @@ update add _xmpp-server._tcp.contoso.com. 300 IN SRV 10 0 5269 edgepool2-xmpp.co
 update add _xmpp-server._tcp.contoso.com. 300 IN SRV 20 0 5269 edgepool1-xmpp.contoso.com.
 send
 '@
-Send-NsUpdate $update
+} else {
+    throw ('_xmpp-server._tcp.contoso.com SRV reads ' + $now + ', not 10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com as this script expects: nothing was changed; run edgefail plan to see the records')
+}
 Wait-Until 'every authoritative server prefers edgepool2-xmpp.contoso.com' {
     @(((@(Resolve-DnsName -Name '_xmpp-server._tcp.contoso.com' -Type SRV -Server '127.0.0.1' -DnsOnly -NoHostsFile | Where-Object { $_.Type -eq 'SRV' } | Sort-Object Priority)[0]).NameTarget -eq 'edgepool2-xmpp.contoso.com')) -notcontains $false
 }

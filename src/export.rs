@@ -3,8 +3,12 @@
 //! sends (built by `powershell`, the module behind `lync`), run on each
 //! machine with `Invoke-Command`, every change between its check and its
 //! read-back, stopping at the first failure; DNS changes as `nsupdate`
-//! input with the compare-and-swap prerequisites edgefail would use, or,
-//! for a zone on Windows DNS, as DnsServer cmdlets (`windows_dns`).
+//! input with the compare-and-swap prerequisites edgefail would use, one
+//! message per state the records may start in (as the topology describes
+//! them, or as a failover the other way left them), chosen by what
+//! `Resolve-DnsName` reads first, or, for a zone on Windows DNS, as
+//! DnsServer cmdlets (`windows_dns`). Both paths share the branching
+//! (`Writer::guarded`) and the records-as-text comparison.
 //!
 //! Each script edgefail sends appears verbatim, flush left, between a line
 //! ending in `-ScriptBlock {` and a line that is only `}`: a reviewer can
@@ -75,6 +79,16 @@ impl Writer<'_> {
     /// Whether the DNS steps are written with the DnsServer cmdlets.
     fn windows_dns(&self) -> bool {
         self.t.dns.server == DnsServerKind::Windows
+    }
+
+    /// `dns.primary`'s address when it listens on port 53, where
+    /// Resolve-DnsName can ask it.
+    fn primary_on_53(&self) -> Option<String> {
+        let primary = self.t.dns.primary.as_deref()?;
+        parse_server_addr(primary, 53)
+            .ok()
+            .filter(|a| a.port() == 53)
+            .map(|a| a.ip().to_string())
     }
 
     /// Whether the DNS steps are sent with nsupdate and a TSIG key.
@@ -172,8 +186,16 @@ impl Writer<'_> {
                 "and the DnsServer module (RSAT DNS Server Tools), as an account that may".into(),
                 "change the zone on -DnsServer, for the DNS steps.".into(),
             ]
+        } else if self.nsupdate() {
+            vec![
+                "and, for the DNS steps, Resolve-DnsName (the DnsClient module) and".into(),
+                "nsupdate (BIND's tools).".into(),
+            ]
         } else {
-            vec!["and nsupdate (BIND's tools) for the DNS steps.".into()]
+            vec![
+                "and Resolve-DnsName (the DnsClient module) for the DNS steps; dns.mode is".into(),
+                "manual: it shows each DNS change and waits while you make it.".into(),
+            ]
         }) {
             self.line(format!("    {l}").trim_end());
         }
@@ -192,6 +214,25 @@ impl Writer<'_> {
         if self.nsupdate() {
             self.line(".PARAMETER TsigKeyFile");
             self.line("    The TSIG key file for nsupdate -k (as tsig-keygen writes it).");
+        }
+        if !self.windows_dns() {
+            self.line(".PARAMETER DnsServer");
+            self.line(&format!(
+                "    The DNS server the DNS steps read {}'s records from before changing them,",
+                t.dns.zone
+            ));
+            self.line(
+                "    to choose the change to make (Resolve-DnsName asks port 53 only); by default",
+            );
+            match (self.primary_on_53(), t.dns.primary.as_deref()) {
+                (Some(_), _) => self.line("    dns.primary's address."),
+                (None, Some(primary)) => self.line(&format!(
+                    "    dns.primary's address, but dns.primary ({primary}) is not on port 53: name\n    a server that answers for the zone with the primary's records on port 53."
+                )),
+                (None, None) => self.line(
+                    "    dns.primary's address, but there is none: name a server that answers for\n    the zone on port 53.",
+                ),
+            }
         }
         if self.windows_dns() {
             self.line(".PARAMETER DnsServer");
@@ -216,11 +257,13 @@ impl Writer<'_> {
         if self.nsupdate() {
             params.push("    [Parameter(Mandatory = $true)]\n    [string] $TsigKeyFile".into());
         }
-        if self.windows_dns() {
+        if self.windows_dns() || self.primary_on_53().is_some() {
             params.push(match self.dns_server_default() {
                 Some(server) => format!("    [string] $DnsServer = {}", ps_literal(&server)),
                 None => "    [Parameter(Mandatory = $true)]\n    [string] $DnsServer".into(),
             });
+        } else {
+            params.push("    [Parameter(Mandatory = $true)]\n    [string] $DnsServer".into());
         }
         params.push(format!(
             "    # How long each read-back may wait for its state, in seconds.\n    [int] $VerifySeconds = {}",
@@ -255,14 +298,39 @@ impl Writer<'_> {
         self.line("}");
         if self.windows_dns() {
             self.windows_dns_helpers();
-        } else if self.nsupdate() {
-            self.line("");
+            return;
+        }
+        self.line("");
+        self.comment("The records of one name and type that $DnsServer answers: none when the name\nor the type does not exist there, any other error stops the script.");
+        self.line("function Resolve-Records([string] $Name, [string] $Type) {");
+        self.line("    try {");
+        self.line("        Resolve-DnsName -Name $Name -Type $Type -Server $DnsServer -DnsOnly -NoHostsFile -ErrorAction Stop |");
+        self.line("            Where-Object { $_.Section -eq 'Answer' -and $_.Type -eq $Type }");
+        self.line("    } catch {");
+        self.line(
+            "        if ($_.FullyQualifiedErrorId -notlike 'DNS_ERROR_RCODE_NAME_ERROR,*' -and",
+        );
+        self.line(
+            "            $_.FullyQualifiedErrorId -notlike 'DNS_INFO_NO_RECORDS,*') { throw }",
+        );
+        self.line("    }");
+        self.line("}");
+        self.line("");
+        self.record_formats("$_.IPAddress", "$_.", "NameTarget");
+        self.line("");
+        if self.nsupdate() {
             self.comment(
                 "Send one nsupdate message; its prerequisites make it a compare-and-swap.",
             );
             self.line("function Send-NsUpdate([string] $Text) {");
             self.line("    $Text | & nsupdate -v -k $TsigKeyFile");
-            self.line("    if ($LASTEXITCODE -ne 0) { throw \"nsupdate failed (exit $LASTEXITCODE): the records are not what this script expects; run edgefail plan to see what they are\" }");
+            self.line("    if ($LASTEXITCODE -ne 0) { throw \"nsupdate failed (exit $LASTEXITCODE): the records changed since this script read them; run edgefail plan to see what they are\" }");
+            self.line("}");
+        } else {
+            self.comment("dns.mode is manual: show one change (as nsupdate input) to make at the DNS\nprovider by hand, and wait until it is made.");
+            self.line("function Request-DnsChange([string] $Text) {");
+            self.line("    Write-Host $Text");
+            self.line("    if ((Read-Host 'Type done once the change is made') -ne 'done') { throw 'the DNS change was not confirmed' }");
             self.line("}");
         }
     }
@@ -453,33 +521,49 @@ impl Writer<'_> {
         self.line("}");
     }
 
-    /// nsupdate input for `update`, sent (rfc2136) or shown to the operator
-    /// (manual), then read back from every authoritative server.
-    fn dns_change(
+    /// Step 4 or 5 with nsupdate: read the records from `$DnsServer`
+    /// (`read`: the PowerShell that reads them), then send the message of
+    /// the branch whose starting state matches (`moves`: the records as
+    /// `a_text`/`srv_text` write them before and after, with the message
+    /// that makes one of the other; its prerequisites are the records
+    /// read, so a change since the read makes nsupdate refuse), nothing
+    /// when they already are as wanted, and stop on anything else; then
+    /// read back from every authoritative server.
+    fn nsupdate_change(
         &mut self,
-        update: &Update,
+        owner: &str,
+        read: &str,
+        format: &str,
+        moves: &[(String, String, Update)],
         read_back: &[String],
         what: &str,
     ) -> anyhow::Result<()> {
-        let d = &self.t.dns;
-        let server = d
+        let server = self
+            .t
+            .dns
             .primary
             .as_deref()
             .map(|p| parse_server_addr(p, 53))
             .transpose()
             .map_err(|e| anyhow!("dns.primary: {e}"))?;
-        let text = update.to_nsupdate(server);
-        self.line("$update = @'");
-        self.out.push_str(&text);
-        self.line("'@");
-        match d.mode {
-            DnsMode::Rfc2136 => self.line("Send-NsUpdate $update"),
-            DnsMode::Manual => {
-                self.comment("dns.mode is manual: make this change at the DNS provider yourself.");
-                self.line("Write-Host $update");
-                self.line("if ((Read-Host 'Type done once the change is made') -ne 'done') { throw 'the DNS change was not confirmed' }");
+        let texts: Vec<(String, String)> = moves
+            .iter()
+            .map(|(from, to, _)| (from.clone(), to.clone()))
+            .collect();
+        self.line(&format!("$records = @({read})"));
+        self.line(&format!("$now = {format} $records"));
+        let send = if self.nsupdate() {
+            "Send-NsUpdate"
+        } else {
+            "Request-DnsChange"
+        };
+        self.guarded(owner, &texts, |w, i| {
+            if let Some((_, _, update)) = moves.get(i) {
+                w.line(&format!("    {send} @'"));
+                w.out.push_str(&update.to_nsupdate(server));
+                w.line("'@");
             }
-        }
+        });
         self.wait_all(what, read_back);
         Ok(())
     }
@@ -530,9 +614,14 @@ impl Writer<'_> {
                 "A compare-and-swap by hand on the Windows DNS server: read the A record; if it\nis still {old_text} ({}), replace it (Set-DnsServerResourceRecord\n-OldInputObject -NewInputObject); if it already names {new_ip}, leave it; if it\nholds anything else, stop. Then read it back there and on every\nauthoritative server.",
                 from.pool.name
             )
+        } else if !self.nsupdate() {
+            format!(
+                "Read the A record from $DnsServer: if it already names {new_ip}, there is\nnothing to change; if it is {old_text} ({}), the change is shown\n(as nsupdate input) for you to make at the DNS provider; if it holds anything\nelse, the script stops before any change. Then read it back from every\nauthoritative server.",
+                from.pool.name
+            )
         } else {
             format!(
-                "One compare-and-swap: the prerequisite is that the A record is still\n{old_text} ({}); if it is not, nsupdate refuses and the script stops.",
+                "Read the A record from $DnsServer: if it already names {new_ip}, nothing is\nsent; if it is {old_text} ({}), one nsupdate message replaces\nit, with that address as its prerequisite (if it changed since the read,\nnsupdate refuses and the script stops); if it holds anything else, the\nscript stops before any change. Then read it back from every authoritative\nserver.",
                 from.pool.name
             )
         };
@@ -566,7 +655,19 @@ impl Writer<'_> {
         if self.windows_dns() {
             return self.windows_a(&old, new_ip, &reads, &what);
         }
-        self.dns_change(&update, &reads, &what)
+        let owner = x.a_record.trim_end_matches('.');
+        self.nsupdate_change(
+            &format!("{owner} A"),
+            &format!("Resolve-Records {} 'A'", ps_literal(owner)),
+            "Format-A",
+            &[(
+                windows_dns::a_text(&old),
+                windows_dns::a_text(&[new_ip]),
+                update,
+            )],
+            &reads,
+            &what,
+        )
     }
 
     fn step5(&mut self, from: &PoolRef<'_>, to: &PoolRef<'_>) -> anyhow::Result<()> {
@@ -592,8 +693,10 @@ impl Writer<'_> {
         let plan = plan_srv(&current, &wanted).map_err(|e| anyhow!("{e}"))?;
         let what = if self.windows_dns() {
             "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nA compare-and-swap by hand on the Windows DNS server: read the SRV records; if\nthey are the ones the topology describes (one per pool), or as a failover the\nother way left them, swap the priorities with Set-DnsServerResourceRecord,\nkeeping every pool's record; if they already prefer the target, leave them;\nif they hold anything else, stop. Then read them back there and on every\nauthoritative server."
+        } else if !self.nsupdate() {
+            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nRead the SRV records from $DnsServer: if they already prefer the target, there\nis nothing to change; if they are the ones the topology describes (one per\npool), or as a failover the other way left them, the change that swaps the\npriorities, keeping every pool's record, is shown (as nsupdate input) for you\nto make at the DNS provider; if they hold anything else, the script stops\nbefore any change. Then read them back from every authoritative server."
         } else {
-            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nThe prerequisite is the set of records the topology describes, one per pool;\nif DNS holds something else, nsupdate refuses and the script stops."
+            "A lower priority number is preferred (RFC 2782; Microsoft's \"highest priority\").\nRead the SRV records from $DnsServer: if they already prefer the target, nothing\nis sent; if they are the ones the topology describes (one per pool), or as a\nfailover the other way left them, one nsupdate message swaps the priorities,\nkeeping every pool's record, with the records read as its prerequisite (if\nthey changed since the read, nsupdate refuses and the script stops); if they\nhold anything else, the script stops before any change. Then read them back\nfrom every authoritative server."
         };
         self.step_heading(
             5,
@@ -601,17 +704,15 @@ impl Writer<'_> {
             &format!("make {} SRV prefer {}", x.srv_owner(), to.pool.name),
             what,
         );
-        if plan.desired == current && !self.windows_dns() {
-            self.comment("The topology's records already prefer the target pool: nothing to send.");
-            return Ok(());
-        }
-        let mut update = Update::new(&names.zone);
-        update.require_srv(&names.srv, &current);
-        for r in current.iter().filter(|r| !plan.desired.contains(r)) {
-            update.delete(&names.srv, Data::Srv(r.clone()));
-        }
-        for r in plan.desired.iter().filter(|r| !current.contains(r)) {
-            update.add(&names.srv, x.ttl, Data::Srv(r.clone()));
+        // Before the move, the records are as the topology describes them
+        // or, for a failback, as a failover to `from` left them.
+        let mut moves = vec![(current.clone(), plan.desired.clone())];
+        let after_failover = plan_srv(&current, &record(from)?)
+            .map_err(|e| anyhow!("{e}"))?
+            .desired;
+        if after_failover != current {
+            let back = plan_srv(&after_failover, &wanted).map_err(|e| anyhow!("{e}"))?;
+            moves.push((after_failover, back.desired));
         }
         let target = dns::show(&wanted.target);
         let reads: Vec<String> = self
@@ -631,19 +732,35 @@ impl Writer<'_> {
             target.trim_end_matches('.')
         );
         if self.windows_dns() {
-            // Before the move, the records are as the topology describes
-            // them or, for a failback, as a failover to `from` left them.
-            let mut moves = vec![(current.clone(), plan.desired.clone())];
-            let after_failover = plan_srv(&current, &record(from)?)
-                .map_err(|e| anyhow!("{e}"))?
-                .desired;
-            if after_failover != current {
-                let back = plan_srv(&after_failover, &wanted).map_err(|e| anyhow!("{e}"))?;
-                moves.push((after_failover, back.desired));
-            }
             return self.windows_srv(&moves, &wanted, &reads, &what);
         }
-        self.dns_change(&update, &reads, &what)
+        let moves: Vec<(String, String, Update)> = moves
+            .iter()
+            .map(|(before, after)| {
+                let mut update = Update::new(&names.zone);
+                update.require_srv(&names.srv, before);
+                for r in before.iter().filter(|r| !after.contains(r)) {
+                    update.delete(&names.srv, Data::Srv(r.clone()));
+                }
+                for r in after.iter().filter(|r| !before.contains(r)) {
+                    update.add(&names.srv, x.ttl, Data::Srv(r.clone()));
+                }
+                (
+                    windows_dns::srv_text(before),
+                    windows_dns::srv_text(after),
+                    update,
+                )
+            })
+            .collect();
+        let owner = x.srv_owner();
+        self.nsupdate_change(
+            &format!("{owner} SRV"),
+            &format!("Resolve-Records {} 'SRV'", ps_literal(&owner)),
+            "Format-Srv",
+            &moves,
+            &reads,
+            &what,
+        )
     }
 
     fn step6(&mut self, to: &PoolRef<'_>) {

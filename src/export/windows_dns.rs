@@ -12,7 +12,9 @@
 //! someone else between the read and the Set is not caught; the Set itself
 //! names the old record it replaces.
 //!
-//! Records are compared as text built the same way on both sides: the A
+//! The branching and the text comparison are shared with the nsupdate
+//! path (which reads with `Resolve-DnsName`): records are compared as text
+//! built the same way on both sides: the A
 //! addresses, or each SRV record as `priority weight port target` (target
 //! lowercase, no trailing dot), sorted ordinally and joined with `; `, or
 //! `none`.
@@ -26,7 +28,7 @@ use crate::dns::{self, SrvRecord};
 use crate::names::ps_literal;
 
 /// The text `Format-A` writes for these addresses.
-fn a_text(addresses: &[Ipv4Addr]) -> String {
+pub(super) fn a_text(addresses: &[Ipv4Addr]) -> String {
     joined(addresses.iter().map(|a| a.to_string()).collect())
 }
 
@@ -42,7 +44,7 @@ fn srv_item(r: &SrvRecord) -> String {
 }
 
 /// The text `Format-Srv` writes for these records.
-fn srv_text(records: &[SrvRecord]) -> String {
+pub(super) fn srv_text(records: &[SrvRecord]) -> String {
     joined(records.iter().map(srv_item).collect())
 }
 
@@ -86,6 +88,21 @@ impl Writer<'_> {
         self.line("    try { & $Read } catch { if ($_.CategoryInfo.Category -ne 'ObjectNotFound') { throw } }");
         self.line("}");
         self.line("");
+        self.record_formats("$_.RecordData.IPv4Address", "$_.RecordData.", "DomainName");
+        self.line("");
+        self.comment("The one SRV record among $Records that Format-Srv writes as $Text.");
+        self.line("function Select-Srv([object[]] $Records, [string] $Text) {");
+        self.line("    $found = @($Records | Where-Object { (Format-Srv @($_)) -eq $Text })");
+        self.line("    if ($found.Count -ne 1) { throw \"expected one SRV record $Text, found $($found.Count)\" }");
+        self.line("    $found[0]");
+        self.line("}");
+    }
+
+    /// `Format-A` and `Format-Srv`: records as one line of text, as
+    /// `a_text` and `srv_text` write them. `ip` is a record's address,
+    /// `fields` what precedes its SRV fields, `target` the SRV target's
+    /// field: the DnsServer cmdlets and Resolve-DnsName name them apart.
+    pub(super) fn record_formats(&mut self, ip: &str, fields: &str, target: &str) {
         self.comment("Records as one line of text to compare with what this script expects: each\nrecord through $Format, sorted ordinally, joined with '; ' ('none' if none).");
         self.line("function Format-Records([object[]] $Records, [scriptblock] $Format) {");
         self.line("    [string[]] $items = @($Records | Where-Object { $null -ne $_ } | ForEach-Object $Format)");
@@ -94,20 +111,17 @@ impl Writer<'_> {
         self.line("    $items -join '; '");
         self.line("}");
         self.line("function Format-A([object[]] $Records) {");
-        self.line("    Format-Records $Records { [string] $_.RecordData.IPv4Address }");
+        self.line(&format!("    Format-Records $Records {{ [string] {ip} }}"));
         self.line("}");
         self.line("function Format-Srv([object[]] $Records) {");
         self.line("    Format-Records $Records {");
-        self.line("        '{0} {1} {2} {3}' -f $_.RecordData.Priority, $_.RecordData.Weight, $_.RecordData.Port,");
-        self.line("            $_.RecordData.DomainName.TrimEnd('.').ToLowerInvariant()");
+        self.line(&format!(
+            "        '{{0}} {{1}} {{2}} {{3}}' -f {fields}Priority, {fields}Weight, {fields}Port,"
+        ));
+        self.line(&format!(
+            "            {fields}{target}.TrimEnd('.').ToLowerInvariant()"
+        ));
         self.line("    }");
-        self.line("}");
-        self.line("");
-        self.comment("The one SRV record among $Records that Format-Srv writes as $Text.");
-        self.line("function Select-Srv([object[]] $Records, [string] $Text) {");
-        self.line("    $found = @($Records | Where-Object { (Format-Srv @($_)) -eq $Text })");
-        self.line("    if ($found.Count -ne 1) { throw \"expected one SRV record $Text, found $($found.Count)\" }");
-        self.line("    $found[0]");
         self.line("}");
     }
 
@@ -125,7 +139,7 @@ impl Writer<'_> {
     /// records already read as wanted, the change (`change(self, i)`) when
     /// they read as `moves[i].0`, and a stop otherwise. With more than one
     /// wanted state, the one chosen is left in `$wanted`; returns whether.
-    fn guarded(
+    pub(super) fn guarded(
         &mut self,
         owner: &str,
         moves: &[(String, String)],

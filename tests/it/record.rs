@@ -581,6 +581,7 @@ fn the_contoso_export_is_current_and_every_block_is_a_script_edgefail_sends() {
         "-ComputerName 'EdgeServer2.contoso.com' -Credential $EdgeCredential",
         "prereq yxrrset xmpp.contoso.com. IN A",
         "# Step 4 of 8 (dns.a)",
+        "$records = @(Resolve-Records '_xmpp-server._tcp.contoso.com' 'SRV')",
     ] {
         assert!(out.stdout.contains(needle), "lacks {needle:?}");
     }
@@ -593,6 +594,256 @@ fn the_contoso_export_is_current_and_every_block_is_a_script_edgefail_sends() {
         .run()
         .code(0);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), out.stdout);
+}
+
+/// The branches of one DNS step of an nsupdate export: each state the
+/// records may read as (`$now`, as Format-A/Format-Srv write it) with the
+/// nsupdate message sent from it (None: nothing to change).
+#[track_caller]
+fn nsupdate_branches(script: &str, step: usize) -> Vec<(String, Option<String>)> {
+    let start = script
+        .find(&format!("# Step {step} of 8"))
+        .expect("the step");
+    let end = script[start..]
+        .find("\nWait-Until ")
+        .map(|e| start + e)
+        .expect("a read-back");
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut message: Option<String> = None;
+    for line in script[start..end].lines() {
+        if let Some(text) = message.as_mut() {
+            if line == "'@" {
+                let text = message.take().unwrap();
+                out.last_mut().expect("a branch").1 = Some(text);
+            } else {
+                text.push_str(line);
+                text.push('\n');
+            }
+            continue;
+        }
+        let state = line
+            .strip_prefix("if ($now -eq '")
+            .or_else(|| line.strip_prefix("} elseif ($now -eq '"));
+        if let Some(state) = state {
+            let state = state.strip_suffix("') {").expect("one literal");
+            out.push((state.to_string(), None));
+        } else if line.trim_start().starts_with("Send-NsUpdate @'") {
+            message = Some(String::new());
+        }
+    }
+    assert!(!out.is_empty(), "no branches in step {step}");
+    out
+}
+
+/// What Format-Srv makes of `dig +short` SRV lines.
+fn srv_now(dig: &[String]) -> String {
+    let mut items: Vec<String> = dig
+        .iter()
+        .map(|l| l.trim_end_matches('.').to_lowercase())
+        .collect();
+    items.sort();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
+}
+
+#[test]
+fn the_contoso_failback_export_is_current_and_swaps_the_srv_priorities_back() {
+    let out = export(Path::new("runbooks/contoso.yaml"), "EdgePool2", "EdgePool1")
+        .run()
+        .code(0);
+    let committed =
+        std::fs::read_to_string(repo().join("runbooks/contoso-failback.ps1")).unwrap_or_default();
+    assert!(
+        committed == out.stdout,
+        "runbooks/contoso-failback.ps1 is not what `edgefail export powershell -t runbooks/contoso.yaml --from EdgePool2 --to EdgePool1` writes now; review the difference and commit the new export:\n{}",
+        out.stdout
+    );
+    let loaded = edgefail::topology::load(&repo().join("runbooks/contoso.yaml")).unwrap();
+    assert_blocks_are_edgefail_scripts(&out.stdout, &loaded.topology);
+    assert!(
+        out.stdout
+            .contains("    [string] $DnsServer = '127.0.0.1',")
+    );
+    // Both DNS steps read the records from $DnsServer first.
+    let dns = dns_steps(&out.stdout);
+    for read in [
+        "$records = @(Resolve-Records 'xmpp.contoso.com' 'A')\n$now = Format-A $records\n",
+        "$records = @(Resolve-Records '_xmpp-server._tcp.contoso.com' 'SRV')\n$now = Format-Srv $records\n",
+    ] {
+        assert!(dns.contains(read), "lacks {read:?} in:\n{dns}");
+    }
+    // Step 4: the A record on EdgePool2 (as the failover left it) moves
+    // back; on EdgePool1 already, nothing is sent.
+    assert_eq!(
+        nsupdate_branches(&out.stdout, 4),
+        [
+            ("127.0.0.10".to_string(), None),
+            (
+                "127.0.0.20".to_string(),
+                Some(
+                    "server 127.0.0.1 53\nzone contoso.com.\n\
+                     prereq yxrrset xmpp.contoso.com. IN A 127.0.0.20\n\
+                     update delete xmpp.contoso.com. IN A\n\
+                     update add xmpp.contoso.com. 300 IN A 127.0.0.10\nsend\n"
+                        .to_string()
+                )
+            ),
+        ]
+    );
+    // Step 5: the priorities as the failover swapped them are swapped
+    // back, with those records as the prerequisites; as the topology
+    // describes them, they already prefer EdgePool1.
+    let initial = "10 0 5269 edgepool1-xmpp.contoso.com; 20 0 5269 edgepool2-xmpp.contoso.com";
+    let swapped = "10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com";
+    assert_eq!(
+        nsupdate_branches(&out.stdout, 5),
+        [
+            (initial.to_string(), None),
+            (
+                swapped.to_string(),
+                Some(
+                    "server 127.0.0.1 53\nzone contoso.com.\n\
+                     prereq yxrrset _xmpp-server._tcp.contoso.com. IN SRV 10 0 5269 edgepool2-xmpp.contoso.com.\n\
+                     prereq yxrrset _xmpp-server._tcp.contoso.com. IN SRV 20 0 5269 edgepool1-xmpp.contoso.com.\n\
+                     update delete _xmpp-server._tcp.contoso.com. IN SRV 10 0 5269 edgepool2-xmpp.contoso.com.\n\
+                     update delete _xmpp-server._tcp.contoso.com. IN SRV 20 0 5269 edgepool1-xmpp.contoso.com.\n\
+                     update add _xmpp-server._tcp.contoso.com. 300 IN SRV 10 0 5269 edgepool1-xmpp.contoso.com.\n\
+                     update add _xmpp-server._tcp.contoso.com. 300 IN SRV 20 0 5269 edgepool2-xmpp.contoso.com.\nsend\n"
+                        .to_string()
+                )
+            ),
+        ]
+    );
+    // Anything else stops the script before any change.
+    assert!(
+        dns.contains(&format!(
+            "}} else {{\n    throw ('_xmpp-server._tcp.contoso.com SRV reads ' + $now + ', not {swapped} as this script expects: nothing was changed;"
+        )),
+        "{dns}"
+    );
+}
+
+#[test]
+fn with_dns_mode_manual_the_export_shows_the_change_of_the_branch_and_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("runbooks/contoso.yaml")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("mode: rfc2136"))
+        .expect("runbooks/contoso.yaml has a dns.mode line");
+    let path = dir.path().join("manual.yaml");
+    std::fs::write(&path, text.replacen(line, "  mode: manual", 1)).unwrap();
+    let out = export(&path, "EdgePool2", "EdgePool1").run().code(0);
+    assert!(!out.stdout.contains("TsigKeyFile") && !out.stdout.contains("Send-NsUpdate"));
+    assert!(
+        out.stdout
+            .contains("Read-Host 'Type done once the change is made'")
+    );
+    let dns = dns_steps(&out.stdout);
+    assert!(
+        dns.contains(
+            "} elseif ($now -eq '10 0 5269 edgepool2-xmpp.contoso.com; 20 0 5269 edgepool1-xmpp.contoso.com') {\n    Request-DnsChange @'\nserver 127.0.0.1 53\n"
+        ),
+        "{dns}"
+    );
+}
+
+/// The messages of the failover and failback exports, chosen as the
+/// script chooses them from what a real BIND holds, move the records there
+/// and back; from the state a step wants, nothing is sent.
+#[test]
+fn the_exports_nsupdate_messages_fail_over_and_back_on_a_real_bind() {
+    let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
+    let estate = Estate::new(0);
+    let topology = with_bind(&estate, &bind);
+    // One SRV record per pool, as the topology describes them (on the
+    // XMPP port with_bind gives the topology).
+    let xmpp = edgefail::topology::load(&topology)
+        .unwrap()
+        .topology
+        .xmpp
+        .port;
+    bind.nsupdate(&format!(
+        "update delete {SRV_NAME} SRV\n\
+         update add {SRV_NAME} 300 SRV 10 0 {xmpp} edgepool1-xmpp.contoso.com.\n\
+         update add {SRV_NAME} 300 SRV 20 0 {xmpp} edgepool2-xmpp.contoso.com."
+    ));
+    let text = std::fs::read_to_string(&topology).unwrap();
+    assert!(text.contains("srv_priority: 20"), "{text}");
+    let port = bind.primary.port;
+    let failover = export(&topology, "EdgePool1", "EdgePool2").run().code(0);
+    let failback = export(&topology, "EdgePool2", "EdgePool1").run().code(0);
+    assert!(
+        failover
+            .stdout
+            .contains("    [Parameter(Mandatory = $true)]\n    [string] $DnsServer,"),
+        "the primary is not on port 53: -DnsServer has no default"
+    );
+    let initial = srv_now(&bind.dig(port, SRV_NAME, "SRV"));
+    // Play one step: pick the branch for what BIND holds, send its message.
+    let play = |script: &str, step: usize| -> bool {
+        let now = if step == 4 {
+            bind.dig(port, A_NAME, "A").join("; ")
+        } else {
+            srv_now(&bind.dig(port, SRV_NAME, "SRV"))
+        };
+        let branches = nsupdate_branches(script, step);
+        let (_, message) = branches
+            .iter()
+            .find(|(state, _)| *state == now)
+            .unwrap_or_else(|| panic!("step {step}: no branch for {now:?}: {branches:?}"));
+        let Some(message) = message else {
+            return false;
+        };
+        let body: Vec<&str> = message.lines().collect();
+        assert_eq!(
+            body.first(),
+            Some(&format!("server 127.0.0.1 {port}").as_str())
+        );
+        assert_eq!(body.last(), Some(&"send"));
+        bind.nsupdate(&body[2..body.len() - 1].join("\n"));
+        true
+    };
+    for step in [4, 5] {
+        assert!(
+            play(&failover.stdout, step),
+            "failover step {step} sent nothing"
+        );
+    }
+    assert_eq!(bind.dig(port, A_NAME, "A"), ["127.0.0.1"]);
+    let swapped = srv_now(&bind.dig(port, SRV_NAME, "SRV"));
+    assert!(
+        swapped
+            == format!(
+                "10 0 {xmpp} edgepool2-xmpp.contoso.com; 20 0 {xmpp} edgepool1-xmpp.contoso.com"
+            ),
+        "{swapped}"
+    );
+    // Again: nothing to send.
+    for step in [4, 5] {
+        assert!(
+            !play(&failover.stdout, step),
+            "failover step {step} sent again"
+        );
+    }
+    // Failback from the swapped state restores the topology's records.
+    for step in [4, 5] {
+        assert!(
+            play(&failback.stdout, step),
+            "failback step {step} sent nothing"
+        );
+    }
+    assert_eq!(bind.dig(port, A_NAME, "A"), ["127.0.0.10"]);
+    assert_eq!(srv_now(&bind.dig(port, SRV_NAME, "SRV")), initial);
+    for step in [4, 5] {
+        assert!(
+            !play(&failback.stdout, step),
+            "failback step {step} sent again"
+        );
+    }
 }
 
 #[test]
