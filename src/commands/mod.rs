@@ -98,8 +98,8 @@ fn output_of(command: &Command) -> Output {
         Command::History(a) => a.output,
         Command::Probe(a) => a.output,
         Command::Rehearse(a) => a.output,
-        Command::Unlock(_)
-        | Command::Report(_)
+        Command::Unlock(a) => a.output,
+        Command::Report(_)
         | Command::Export(_)
         | Command::Schema(_)
         | Command::Completions(_)

@@ -537,6 +537,44 @@ fn an_expired_lease_is_reported_and_unlock_removes_it() {
         .code(0)
         .stdout_has("lease removed");
     assert!(bind.dig(bind.primary.port, LEASE, "TXT").is_empty());
+    // Under --output json: one `unlock` event per thing looked at.
+    use edgefail::event::{Event, UnlockOutcome, UnlockTarget};
+    bind.nsupdate(&format!(
+        "update add {LEASE} 30 TXT \"v=edgefail1 run=crashed-again expires=1700000000\""
+    ));
+    let out = Run::unlock(&topology).yes().json().run().code(0);
+    let seen: Vec<(UnlockTarget, UnlockOutcome, String, Option<String>)> = out
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Unlock {
+                target,
+                outcome,
+                place,
+                holder,
+                ..
+            } => (target, outcome, place, holder),
+            other => panic!("{other:?}\n{out:?}"),
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{out:?}");
+    assert_eq!(
+        (seen[0].0, seen[0].1, seen[0].2.clone()),
+        (UnlockTarget::Lease, UnlockOutcome::Removed, format!("{LEASE}.")),
+        "{out:?}"
+    );
+    assert!(
+        seen[0]
+            .3
+            .as_deref()
+            .is_some_and(|h| h.contains("run crashed-again until 2023-11-14T22:13:20Z")),
+        "{out:?}"
+    );
+    assert_eq!(
+        (seen[1].0, seen[1].1),
+        (UnlockTarget::Lock, UnlockOutcome::Nothing)
+    );
+    assert!(bind.dig(bind.primary.port, LEASE, "TXT").is_empty());
     // A live lease is not unlock's to break.
     bind.nsupdate(&format!(
         "update add {LEASE} 30 TXT \"v=edgefail1 run=live-run expires=4102444800\""
@@ -546,6 +584,36 @@ fn an_expired_lease_is_reported_and_unlock_removes_it() {
         .run()
         .code(6)
         .stderr_has("it is live, not stale");
+    let out = Run::unlock(&topology).yes().json().run().code(6);
+    match out.events().as_slice() {
+        [
+            Event::Error {
+                exit_code: 6,
+                message,
+            },
+        ] => {
+            assert!(
+                message.contains("run live-run until 2100-01-01T00:00:00Z"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}\n{out:?}"),
+    }
+    // A failover under --output json meets the same lease: `error`, exit 6.
+    let out = leased_failover(&topology).json().run().code(6);
+    match out.events().last() {
+        Some(Event::Error {
+            exit_code: 6,
+            message,
+        }) => {
+            assert!(
+                message.contains("holds the lease in the zone: run live-run"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}\n{out:?}"),
+    }
+    assert!(!out.stdout.contains("run_finished"), "{}", out.stdout);
     assert_eq!(bind.dig(bind.primary.port, LEASE, "TXT").len(), 1);
     // plan only looks: no lease needed, none taken.
     Run::plan(&topology)
