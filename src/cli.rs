@@ -207,6 +207,7 @@ Without a terminal to ask on, --yes is needed (exit 2 otherwise).
 
 Exit codes:
   0    cleared, or there was nothing to clear
+  1    the lease in the zone cannot be read (the TSIG key, the DNS server)
   2    usage error, the lock cannot be read, or no terminal and no --yes
   5    declined at the question; nothing cleared
   6    a running failover holds the lock or a live lease, or the record cannot be removed";

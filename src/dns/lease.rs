@@ -108,7 +108,9 @@ pub enum LeaseError {
     Foreign { owner: String, text: String },
     #[error("cannot take the lease in the zone: {0}")]
     Dns(#[from] DnsError),
-    #[error("cannot take the lease in the zone: {0}")]
+    /// The lease cannot be used at all (the topology, the TSIG key): said
+    /// by `unlock` as well as by a run taking it.
+    #[error("cannot use the lease in the zone: {0}")]
     Setup(String),
 }
 

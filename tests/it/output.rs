@@ -479,6 +479,14 @@ fn unlock_says_each_outcome_as_a_json_event() {
     );
     assert!(out.stderr.contains("holds a record left by"), "{out:?}");
     assert_eq!(std::fs::read_to_string(&lock).expect("lock"), "");
+    // The event schema knows the `unlock` event.
+    let schema = Run::new(["schema", "events"]).run().code(0);
+    let schema: Value = serde_json::from_str(&schema.stdout).expect("schema is JSON");
+    let events_schema = jsonschema::validator_for(&schema).expect("a valid schema");
+    for line in out.json_lines() {
+        assert!(events_schema.is_valid(&line), "{line}");
+    }
+    assert!(!events_schema.is_valid(&json!({"type": "unlock", "target": "lease"})));
 }
 
 /// validate --output json: every finding with its place, then the verdict.
