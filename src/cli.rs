@@ -201,12 +201,16 @@ Exit codes:
 const UNLOCK_AFTER: &str = "Examples:
   edgefail unlock -t contoso.yaml
   edgefail unlock -t contoso.yaml --yes
+  edgefail unlock -t contoso.yaml --yes --output json
+
+Without a terminal to ask on, --yes is needed (exit 2 otherwise).
 
 Exit codes:
   0    cleared, or there was nothing to clear
-  2    usage error, or the lock cannot be read
+  1    the lease in the zone cannot be read (the TSIG key, the DNS server)
+  2    usage error, the lock cannot be read, or no terminal and no --yes
   5    declined at the question; nothing cleared
-  6    a running failover holds the lock, or the record cannot be removed";
+  6    a running failover holds the lock or a live lease, or the record cannot be removed";
 
 const PROBE_AFTER: &str = "Examples:
   edgefail probe contoso.com --dns-server 192.0.2.53
@@ -383,9 +387,11 @@ pub struct UnlockArgs {
     pub topology: TopologyArg,
     #[command(flatten)]
     pub journal: JournalArg,
-    /// Clear without asking.
+    /// Clear without asking (needed without a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: Output,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,11 @@
 //!   `message`, `file`, `line`, `column`, `field`: one per problem, in file
 //!   order; then `validated`: `file`, `valid`, `errors`, `warnings`,
 //!   `notes` (an invalid file then ends with `error`, exit 2).
+//! - `unlock` (`edgefail unlock` only): `target` ("lease" | "lock"),
+//!   `outcome` ("removed" | "nothing" | "declined"), `place` (the lease's
+//!   owner name or the lock record's path), `holder` (what the record said;
+//!   absent when there was none), `message`. A live holder ends with
+//!   `error` (exit 6) instead; "declined" ends the command with exit 5.
 //! - `rehearsal_resume`: `failed_exit_code`, `message` (how the drill's
 //!   run ended; its own `run_finished` is not repeated: one per
 //!   rehearsal), `command` (what an operator
@@ -340,6 +345,20 @@ pub enum Event {
         #[serde(flatten)]
         at: Location,
     },
+    /// `edgefail unlock`: what became of one thing a crashed run can
+    /// leave behind (the lease in the zone, the lock record). A live
+    /// holder is refused with an `error` event (exit 6) instead.
+    Unlock {
+        target: UnlockTarget,
+        outcome: UnlockOutcome,
+        /// Where it is: the lease's TXT owner name, or the lock record's
+        /// path.
+        place: String,
+        /// Who held it, as the record says (absent when there was none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+        message: String,
+    },
     /// `validate --output json`, last line: the verdict.
     Validated {
         file: String,
@@ -348,6 +367,28 @@ pub enum Event {
         warnings: usize,
         notes: usize,
     },
+}
+
+/// What `edgefail unlock` looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockTarget {
+    /// The estate's lease in the zone (`lock: zone`, `dns.mode: rfc2136`).
+    Lease,
+    /// The lock record in the state directory.
+    Lock,
+}
+
+/// What `edgefail unlock` did with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UnlockOutcome {
+    /// An expired lease or a lock record left behind, removed.
+    Removed,
+    /// There was nothing to remove.
+    Nothing,
+    /// The operator said no at the question (exit 5); left as it was.
+    Declined,
 }
 
 /// The state of the estate when a failover stopped short: read, not

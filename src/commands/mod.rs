@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::cancel::Cancel;
 use crate::cli::{Cli, Command, Output};
-use crate::dns::lease::{Lease, LeaseError, ZoneLease};
+use crate::dns::lease::{LeaseError, ZoneLease};
 use crate::engine::resume::Resume;
 use crate::engine::runner::{self, Mode};
 use crate::event::{Emitter, Event, Level, Origin, RunOutcome, Sinks};
@@ -98,8 +98,8 @@ fn output_of(command: &Command) -> Output {
         Command::History(a) => a.output,
         Command::Probe(a) => a.output,
         Command::Rehearse(a) => a.output,
-        Command::Unlock(_)
-        | Command::Report(_)
+        Command::Unlock(a) => a.output,
+        Command::Report(_)
         | Command::Export(_)
         | Command::Schema(_)
         | Command::Completions(_)
@@ -400,21 +400,16 @@ fn save_plan(out: &std::path::Path, outcome: RunOutcome, kept: &Kept) -> Result<
 }
 
 /// A lease this run holds in the zone, renewed in the background.
-struct HeldLease {
-    zone: ZoneLease,
-    current: Arc<tokio::sync::Mutex<Lease>>,
-    renewal: tokio::task::JoinHandle<()>,
-}
+struct HeldLease(crate::dns::lease::Renewing);
 
 impl HeldLease {
     /// Stop renewing and remove the lease (only if it is still ours).
     async fn release(self) {
-        self.renewal.abort();
-        let lease = self.current.lock().await.clone();
-        if let Err(e) = self.zone.release(&lease).await {
+        let owner = crate::dns::show(self.0.owner());
+        let (lease, removed) = self.0.release().await;
+        if let Err(e) = removed {
             report::notice(&format!(
-                "could not remove the lease {} in the zone: {e}; it expires by itself at {}",
-                crate::dns::show(&self.zone.owner),
+                "could not remove the lease {owner} in the zone: {e}; it expires by itself at {}",
                 lease.expiry()
             ));
         }
@@ -446,30 +441,13 @@ async fn take_lease(
         Err(e) => return Err(e).or_exit(Exit::StepFailed),
     };
     tracing::info!("took the lease {}", lease.text);
-    let current = Arc::new(tokio::sync::Mutex::new(lease));
-    let renewal = {
-        let (zone, current) = (zone.clone(), current.clone());
-        tokio::spawn(async move {
-            // A third of the lease: two renewals may fail before it lapses.
-            let every = std::time::Duration::from_secs((zone.secs / 3).max(1));
-            loop {
-                tokio::time::sleep(every).await;
-                let mut held = current.lock().await;
-                match zone.renew(&held).await {
-                    Ok(next) => *held = next,
-                    Err(e) => report::notice(&format!(
-                        "could not renew the lease in the zone: {e}; it lapses at {}",
-                        held.expiry()
-                    )),
-                }
-            }
-        })
-    };
-    Ok(Some(HeldLease {
-        zone,
-        current,
-        renewal,
-    }))
+    let every = zone.renew_every();
+    Ok(Some(HeldLease(zone.keep(lease, every, |e, held| {
+        report::notice(&format!(
+            "could not renew the lease in the zone: {e}; it lapses at {}",
+            held.expiry()
+        ))
+    }))))
 }
 
 /// One failover per estate at a time (on this state directory).

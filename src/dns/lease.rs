@@ -108,7 +108,9 @@ pub enum LeaseError {
     Foreign { owner: String, text: String },
     #[error("cannot take the lease in the zone: {0}")]
     Dns(#[from] DnsError),
-    #[error("cannot take the lease in the zone: {0}")]
+    /// The lease cannot be used at all (the topology, the TSIG key): said
+    /// by `unlock` as well as by a run taking it.
+    #[error("cannot use the lease in the zone: {0}")]
     Setup(String),
 }
 
@@ -236,6 +238,87 @@ impl ZoneLease {
     }
 }
 
+/// A lease this run holds, renewed in the background until released.
+pub struct Renewing {
+    zone: ZoneLease,
+    current: std::sync::Arc<tokio::sync::Mutex<Lease>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ZoneLease {
+    /// How often a held lease is renewed: a third of its length, so two
+    /// renewals in a row may fail before it lapses.
+    pub fn renew_every(&self) -> Duration {
+        renew_interval(self.secs)
+    }
+
+    /// Keep `lease` (just taken) alive: renew it every `every` until
+    /// released. A failed renewal is told to `failed` (with the lease
+    /// still held) and tried again at the next turn; the copy held stays
+    /// the last one written, so a lease someone else replaced is never
+    /// overwritten (the compare-and-swap fails instead).
+    pub fn keep(
+        self,
+        lease: Lease,
+        every: Duration,
+        failed: impl Fn(&DnsError, &Lease) + Send + 'static,
+    ) -> Renewing {
+        let current = std::sync::Arc::new(tokio::sync::Mutex::new(lease));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = {
+            let (zone, current) = (self.clone(), current.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        () = tokio::time::sleep(every) => {}
+                    }
+                    let mut held = current.lock().await;
+                    match zone.renew(&held).await {
+                        Ok(next) => *held = next,
+                        Err(e) => failed(&e, &held),
+                    }
+                }
+            })
+        };
+        Renewing {
+            zone: self,
+            current,
+            stop,
+            task,
+        }
+    }
+}
+
+/// A third of `secs`, at least a second.
+fn renew_interval(secs: u64) -> Duration {
+    Duration::from_secs((secs / 3).max(1))
+}
+
+impl Renewing {
+    /// The lease as last written.
+    pub async fn current(&self) -> Lease {
+        self.current.lock().await.clone()
+    }
+
+    pub fn owner(&self) -> &Name {
+        &self.zone.owner
+    }
+
+    /// Stop renewing (a renewal in flight is finished first, so the copy
+    /// is the record's text, not the one before it) and remove the lease,
+    /// only if it is still the one last written. Returns that copy with
+    /// the outcome.
+    pub async fn release(self) -> (Lease, Result<(), DnsError>) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        let lease = self.current.lock().await.clone();
+        let removed = self.zone.release(&lease).await;
+        (lease, removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +337,13 @@ mod tests {
         let old = Lease::parse("v=edgefail1 run=x expires=1").unwrap();
         assert!(old.expired());
         assert_eq!(old.expiry(), "1970-01-01T00:00:01Z");
+    }
+
+    #[test]
+    fn a_lease_is_renewed_three_times_in_its_length() {
+        assert_eq!(renew_interval(600), Duration::from_secs(200));
+        assert_eq!(renew_interval(90), Duration::from_secs(30));
+        assert_eq!(renew_interval(2), Duration::from_secs(1));
+        assert_eq!(renew_interval(0), Duration::from_secs(1));
     }
 }

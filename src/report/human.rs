@@ -376,6 +376,9 @@ impl<W: Write + Send> Human<W> {
                 // An error is said on stderr by `report::outcome`; validate
                 // says its verdict itself.
             }
+            Event::Unlock { message, .. } => {
+                self.wrapped("", &esc(message), 2)?;
+            }
             Event::Transcript(t) => {
                 if super::transcripts_shown() {
                     self.transcript(t)?;

@@ -351,7 +351,7 @@ fn every_failure_before_a_run_is_an_error_event() {
             2,
         ),
     ];
-    for (run, code) in cases {
+    let ends_in_error = |run: Run, code: i32| -> String {
         let line = run.command_line();
         let out = run.run().code(code);
         let events = out.events();
@@ -359,10 +359,134 @@ fn every_failure_before_a_run_is_an_error_event() {
             Some(Event::Error { exit_code, message }) => {
                 assert_eq!(*exit_code, code, "{line}");
                 assert!(!message.is_empty(), "{line}");
+                message.clone()
             }
             other => panic!("{line}: last event is not error: {other:?}\n{out:?}"),
         }
+    };
+    for (run, code) in cases {
+        ends_in_error(run, code);
     }
+    // Another failover holds the estate's lock (this test holds it, as a
+    // live run does): a failover and an unlock are refused with exit 6
+    // before a run starts, so the stream ends with `error`, no
+    // `run_started` and no `run_finished`.
+    let lock = crate::harness::lock_path(&topology, "contoso.com", "contoso.com");
+    std::fs::create_dir_all(lock.parent().expect("a folder")).expect("state dir");
+    std::fs::write(
+        &lock,
+        r#"{"pid":4242,"host":"elsewhere","user":"ops","since":"2026-11-23T03:00:00Z","run_id":"live-run"}"#,
+    )
+    .expect("lock record");
+    let held = std::fs::File::open(&lock).expect("open the lock");
+    held.lock().expect("hold the lock");
+    for run in [
+        failover(&topology).yes().json(),
+        Run::unlock(&topology).yes().json(),
+    ] {
+        let line = run.command_line();
+        let message = ends_in_error(run, 6);
+        assert!(
+            message.contains("another failover of this estate is running")
+                && message.contains("pid 4242 on elsewhere by ops"),
+            "{line}: {message}"
+        );
+    }
+    let out = failover(&topology).yes().json().run().code(6);
+    assert!(
+        !out.stdout.contains("run_started") && !out.stdout.contains("run_finished"),
+        "{}",
+        out.stdout
+    );
+    drop(held);
+}
+
+/// unlock under --output json: each outcome is one `unlock` event on
+/// stdout (what was there, what became of it); the question and what was
+/// found before it go to stderr.
+#[test]
+fn unlock_says_each_outcome_as_a_json_event() {
+    use edgefail::event::{UnlockOutcome, UnlockTarget};
+    let estate = Estate::new(0);
+    let topology = estate.topology();
+    let lock = crate::harness::lock_path(&topology, "contoso.com", "contoso.com");
+    let unlock_event = |out: &crate::harness::Outcome| -> (UnlockOutcome, Option<String>) {
+        let lines = out.json_lines();
+        assert_eq!(lines.len(), 1, "{}", out.stdout);
+        match out.events().last() {
+            Some(Event::Unlock {
+                target: UnlockTarget::Lock,
+                outcome,
+                place,
+                holder,
+                message,
+            }) => {
+                assert_eq!(Path::new(place), lock, "{}", out.stdout);
+                assert!(!message.is_empty());
+                (*outcome, holder.clone())
+            }
+            other => panic!("not an unlock event: {other:?}\n{out:?}"),
+        }
+    };
+    let out = Run::unlock(&topology).json().run().code(0);
+    assert_eq!(unlock_event(&out), (UnlockOutcome::Nothing, None));
+
+    let record = r#"{"pid":999999999,"host":"elsewhere","user":"ops","since":"2026-11-22T03:00:00Z","run_id":"old"}"#;
+    std::fs::create_dir_all(lock.parent().expect("a folder")).expect("state dir");
+    std::fs::write(&lock, record).expect("lock record");
+    // No terminal and no --yes: a usage error, as JSON too.
+    let out = Run::unlock(&topology).json().run().code(2);
+    match out.events().last() {
+        Some(Event::Error {
+            exit_code: 2,
+            message,
+        }) => {
+            assert!(message.contains("pass --yes"), "{message}")
+        }
+        other => panic!("{other:?}\n{out:?}"),
+    }
+    // Declined at the question: exit 5, the record left as it was.
+    let mut pty = Run::unlock(&topology).json().on_terminal();
+    pty.wait_for("Type 'yes' to proceed", 1);
+    pty.type_line("no");
+    let (status, seen) = pty.finish();
+    assert_eq!(status.code(), Some(5), "{seen}");
+    let event: Event = seen
+        .lines()
+        .filter(|l| l.contains(r#""type":"unlock""#))
+        .map(|l| serde_json::from_str(l.trim()).expect("an event"))
+        .next_back()
+        .unwrap_or_else(|| panic!("no unlock event: {seen}"));
+    assert!(
+        matches!(
+            event,
+            Event::Unlock {
+                outcome: UnlockOutcome::Declined,
+                holder: Some(ref h),
+                ..
+            } if h.contains("pid 999999999 on elsewhere by ops")
+        ),
+        "{event:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&lock).expect("lock"), record);
+    // --yes: cleared; the holder is in the event, the record is gone.
+    let out = Run::unlock(&topology).yes().json().run().code(0);
+    let (outcome, holder) = unlock_event(&out);
+    assert_eq!(outcome, UnlockOutcome::Removed);
+    assert!(
+        holder.is_some_and(|h| h.contains("pid 999999999 on elsewhere by ops")),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("holds a record left by"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&lock).expect("lock"), "");
+    // The event schema knows the `unlock` event.
+    let schema = Run::new(["schema", "events"]).run().code(0);
+    let schema: Value = serde_json::from_str(&schema.stdout).expect("schema is JSON");
+    let events_schema = jsonschema::validator_for(&schema).expect("a valid schema");
+    for line in out.json_lines() {
+        assert!(events_schema.is_valid(&line), "{line}");
+    }
+    assert!(!events_schema.is_valid(&json!({"type": "unlock", "target": "lease"})));
 }
 
 /// validate --output json: every finding with its place, then the verdict.

@@ -461,3 +461,29 @@ fn processes_mentioning(needle: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// The lock record here is cleared even when the lease in the zone cannot
+/// be looked at (no TSIG secret in this environment): unlock says which
+/// it did, and ends with exit 1 for the lease it could not read.
+#[test]
+fn unlock_clears_the_lock_record_even_when_the_zone_cannot_be_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let topology = dir.path().join("contoso.yaml");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks/contoso.yaml");
+    std::fs::copy(example, &topology).expect("copy the example");
+    let lock = crate::harness::lock_path(&topology, "contoso.com", "contoso.com");
+    std::fs::create_dir_all(lock.parent().expect("state dir")).expect("state dir");
+    std::fs::write(
+        &lock,
+        r#"{"pid":999999999,"host":"elsewhere","user":"ops","since":"2026-11-22T03:00:00Z","run_id":"old"}"#,
+    )
+    .expect("lock record");
+    Run::unlock(&topology)
+        .yes()
+        .env("EDGEFAIL_TSIG_SECRET", "")
+        .run()
+        .code(1)
+        .stdout_has("cleared the lock record")
+        .stderr_has("cannot use the lease in the zone");
+    assert_eq!(std::fs::read_to_string(&lock).expect("lock file"), "");
+}

@@ -537,6 +537,49 @@ fn an_expired_lease_is_reported_and_unlock_removes_it() {
         .code(0)
         .stdout_has("lease removed");
     assert!(bind.dig(bind.primary.port, LEASE, "TXT").is_empty());
+    // Under --output json: one `unlock` event per thing looked at.
+    use edgefail::event::{Event, UnlockOutcome, UnlockTarget};
+    bind.nsupdate(&format!(
+        "update add {LEASE} 30 TXT \"v=edgefail1 run=crashed-again expires=1700000000\""
+    ));
+    let out = Run::unlock(&topology).yes().json().run().code(0);
+    let seen: Vec<(UnlockTarget, UnlockOutcome, String, Option<String>)> = out
+        .events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Unlock {
+                target,
+                outcome,
+                place,
+                holder,
+                ..
+            } => (target, outcome, place, holder),
+            other => panic!("{other:?}\n{out:?}"),
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{out:?}");
+    // The lock record first (nothing here), then the lease.
+    assert_eq!(
+        (seen[0].0, seen[0].1),
+        (UnlockTarget::Lock, UnlockOutcome::Nothing)
+    );
+    assert_eq!(
+        (seen[1].0, seen[1].1, seen[1].2.clone()),
+        (
+            UnlockTarget::Lease,
+            UnlockOutcome::Removed,
+            format!("{LEASE}.")
+        ),
+        "{out:?}"
+    );
+    assert!(
+        seen[1]
+            .3
+            .as_deref()
+            .is_some_and(|h| h.contains("run crashed-again until 2023-11-14T22:13:20Z")),
+        "{out:?}"
+    );
+    assert!(bind.dig(bind.primary.port, LEASE, "TXT").is_empty());
     // A live lease is not unlock's to break.
     bind.nsupdate(&format!(
         "update add {LEASE} 30 TXT \"v=edgefail1 run=live-run expires=4102444800\""
@@ -546,6 +589,42 @@ fn an_expired_lease_is_reported_and_unlock_removes_it() {
         .run()
         .code(6)
         .stderr_has("it is live, not stale");
+    let out = Run::unlock(&topology).yes().json().run().code(6);
+    // The lock record is looked at first (nothing there), then the lease.
+    match out.events().as_slice() {
+        [
+            Event::Unlock {
+                target: UnlockTarget::Lock,
+                outcome: UnlockOutcome::Nothing,
+                ..
+            },
+            Event::Error {
+                exit_code: 6,
+                message,
+            },
+        ] => {
+            assert!(
+                message.contains("run live-run until 2100-01-01T00:00:00Z"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}\n{out:?}"),
+    }
+    // A failover under --output json meets the same lease: `error`, exit 6.
+    let out = leased_failover(&topology).json().run().code(6);
+    match out.events().last() {
+        Some(Event::Error {
+            exit_code: 6,
+            message,
+        }) => {
+            assert!(
+                message.contains("holds the lease in the zone: run live-run"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}\n{out:?}"),
+    }
+    assert!(!out.stdout.contains("run_finished"), "{}", out.stdout);
     assert_eq!(bind.dig(bind.primary.port, LEASE, "TXT").len(), 1);
     // plan only looks: no lease needed, none taken.
     Run::plan(&topology)
@@ -557,5 +636,143 @@ fn an_expired_lease_is_reported_and_unlock_removes_it() {
     assert_eq!(
         bind.dig(bind.primary.port, LEASE, "TXT"),
         vec!["\"v=edgefail1 run=live-run expires=4102444800\"".to_string()]
+    );
+}
+
+// ---- the lease itself, through the library, against a real BIND ----
+
+/// The lease's TXT record as BIND's primary has it (quoted, as dig says).
+fn lease_record(bind: &crate::harness::bind::Bind) -> Vec<String> {
+    bind.dig(bind.primary.port, LEASE, "TXT")
+}
+
+fn quoted(lease: &edgefail::dns::lease::Lease) -> Vec<String> {
+    vec![format!("\"{}\"", lease.text)]
+}
+
+/// Wait (5 s at most) until `done` holds.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: not in time");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Take, renew, release, each a compare-and-swap on the record's exact
+/// text: a stale or foreign copy changes nothing; a second take names the
+/// holder; the renewal loop pushes the expiry on and stops at the first
+/// lease that is no longer ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_is_renewed_and_released_by_compare_and_swap() {
+    use edgefail::dns::DnsError;
+    use edgefail::dns::lease::{Lease, LeaseError, ZoneLease};
+    let bind = crate::harness::bind::Bind::start();
+    let dir = tempfile::tempdir().unwrap();
+    let topology = bind.topology(dir.path()).write(dir.path());
+    let loaded = edgefail::topology::load(&topology).expect("valid topology");
+    let zone = ZoneLease::from_topology(&loaded.topology).expect("the test zone's lease");
+    assert_eq!(edgefail::dns::show(&zone.owner), format!("{LEASE}."));
+    let serial = || bind.serial(bind.primary.port);
+    let before = serial();
+
+    let mine = zone.take("run-a", None).await.expect("take the lease");
+    assert_eq!(mine.run_id, "run-a");
+    assert_eq!(lease_record(&bind), quoted(&mine));
+    assert_eq!(serial(), before + 1);
+
+    // Held: a second take names the holder's run id and expiry, and
+    // changes nothing.
+    match zone.take("run-b", None).await {
+        Err(e @ LeaseError::Held { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("run run-a until {}", mine.expiry())),
+                "{text}"
+            );
+            let LeaseError::Held { lease, .. } = e else {
+                unreachable!()
+            };
+            assert_eq!(lease, mine);
+        }
+        other => panic!("took a held lease: {other:?}"),
+    }
+    assert_eq!(lease_record(&bind), quoted(&mine));
+    assert_eq!(serial(), before + 1);
+
+    // Renewed: the expiry moves on (it counts whole seconds), the run id
+    // stays, one UPDATE.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let renewed = zone.renew(&mine).await.expect("renew");
+    assert_eq!(renewed.run_id, "run-a");
+    assert!(renewed.expires > mine.expires, "{mine:?} -> {renewed:?}");
+    assert_eq!(lease_record(&bind), quoted(&renewed));
+    assert_eq!(serial(), before + 2);
+
+    // A stale copy (our text before the renewal) and someone else's lease
+    // neither renew nor remove anything.
+    let theirs = Lease::parse(&format!(
+        "v=edgefail1 run=run-b expires={}",
+        renewed.expires
+    ))
+    .expect("a lease");
+    for stale in [&mine, &theirs] {
+        match zone.renew(stale).await {
+            Err(DnsError::Prerequisite { .. }) => {}
+            other => panic!("renewed with {stale:?}: {other:?}"),
+        }
+        match zone.release(stale).await {
+            Err(DnsError::Prerequisite { .. }) => {}
+            other => panic!("released with {stale:?}: {other:?}"),
+        }
+    }
+    assert_eq!(lease_record(&bind), quoted(&renewed));
+    assert_eq!(serial(), before + 2);
+
+    // Released with the current copy: gone, and the estate free again.
+    zone.release(&renewed).await.expect("release");
+    assert!(lease_record(&bind).is_empty());
+    assert_eq!(serial(), before + 3);
+
+    // The renewal loop, at a short interval: the record follows the copy
+    // it keeps; once someone else replaces the lease, renewals fail and
+    // leave theirs alone, and release removes nothing.
+    let taken = zone.take("run-c", None).await.expect("take again");
+    let failures = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let kept = zone
+        .clone()
+        .keep(taken.clone(), std::time::Duration::from_millis(300), {
+            let failures = failures.clone();
+            move |e, held| {
+                failures
+                    .lock()
+                    .unwrap()
+                    .push(format!("{e} ({})", held.text))
+            }
+        });
+    until("the loop renewed the lease", async || {
+        kept.current().await.expires > taken.expires
+    })
+    .await;
+    let current = kept.current().await;
+    assert_eq!(current.run_id, "run-c");
+    assert_eq!(lease_record(&bind), quoted(&current));
+    assert!(failures.lock().unwrap().is_empty(), "{failures:?}");
+    bind.nsupdate(&format!(
+        "update delete {LEASE} TXT\nupdate add {LEASE} 30 TXT \"v=edgefail1 run=intruder expires=4102444800\""
+    ));
+    until("a renewal failed", async || {
+        !failures.lock().unwrap().is_empty()
+    })
+    .await;
+    let (last, removed) = kept.release().await;
+    assert_eq!(last.run_id, "run-c");
+    assert!(
+        matches!(removed, Err(DnsError::Prerequisite { .. })),
+        "{removed:?}"
+    );
+    assert_eq!(
+        lease_record(&bind),
+        vec!["\"v=edgefail1 run=intruder expires=4102444800\"".to_string()]
     );
 }
