@@ -1,7 +1,8 @@
 //! The failover bench: `cargo run --release --example bench [-- OPTIONS]`.
 //!
 //! Starts its own BIND primary and secondary (named on two loopback ports,
-//! in a temporary directory, NOTIFY with no delay), an XMPP listener per
+//! in a temporary directory, NOTIFY with no delay and a 10 ms rate-limit
+//! tick, see `Bind::reset`), an XMPP listener per
 //! Edge server (STARTTLS, a certificate made here for contoso.com), and the
 //! PowerShell stand-in (examples/pwsh_standin.rs, built first) with a
 //! start-up delay per process and delays per cmdlet. For each N it runs a
@@ -589,13 +590,21 @@ impl Bind {
                 dir.display()
             )
         };
+        // NOTIFY with no delay, and both rate limiters raised from BIND's
+        // default 20 a second: BIND releases a limiter's queue in ticks of
+        // 10/rate seconds, so at 20 a second a NOTIFY (primary,
+        // `notify-rate`) or refresh query (secondary, `serial-query-rate`)
+        // that follows another within half a second waits for the next
+        // 500 ms tick. The failover's changes come a few ms apart, so the
+        // second reached the secondary ~0.5 s late. At 1000 a second the
+        // tick is 10 ms.
         let pconf = format!(
             "{}{}zone \"contoso.com\" {{\n type primary;\n file \"{}/zone.db\";\n allow-update {{ key \"{KEY_NAME}\"; }};\n}};\n",
             options(
                 &pdir,
                 pp,
                 &format!(
-                    " notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n allow-transfer {{ 127.0.0.1; }};\n"
+                    " notify explicit;\n also-notify {{ 127.0.0.1 port {sp}; }};\n notify-delay 0;\n notify-rate 1000;\n allow-transfer {{ 127.0.0.1; }};\n"
                 )
             ),
             self.key_statement(),
@@ -603,7 +612,7 @@ impl Bind {
         );
         let sconf = format!(
             "{}zone \"contoso.com\" {{\n type secondary;\n masterfile-format text;\n primaries {{ 127.0.0.1 port {pp}; }};\n file \"{}/zone.db\";\n}};\n",
-            options(&sdir, sp, " notify no;\n"),
+            options(&sdir, sp, " notify no;\n serial-query-rate 1000;\n"),
             sdir.display()
         );
         for (dir, conf, port) in [(&pdir, pconf, pp), (&sdir, sconf, sp)] {
