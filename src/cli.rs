@@ -317,15 +317,22 @@ pub struct ExportArgs {
     pub format: ExportFormat,
     #[command(flatten)]
     pub topology: TopologyArg,
+    #[command(flatten)]
+    pub pools: PoolsArg,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `--from POOL --to POOL`, both required.
+#[derive(Debug, Args)]
+pub struct PoolsArg {
     /// The failed pool XMPP federation leaves (EdgePool1).
     #[arg(long, value_name = "POOL")]
     pub from: String,
     /// The pool that takes XMPP federation over (EdgePool2).
     #[arg(long, value_name = "POOL")]
     pub to: String,
-    /// Write to FILE instead of stdout.
-    #[arg(short = 'o', long = "out", value_name = "FILE")]
-    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -608,12 +615,8 @@ Exit codes:
 pub struct RehearseArgs {
     #[command(flatten)]
     pub topology: TopologyArg,
-    /// The failed pool XMPP federation leaves (EdgePool1).
-    #[arg(long, value_name = "POOL")]
-    pub from: String,
-    /// The pool that takes XMPP federation over (EdgePool2).
-    #[arg(long, value_name = "POOL")]
-    pub to: String,
+    #[command(flatten)]
+    pub pools: PoolsArg,
     /// Practise a failure (see the drills below); repeatable.
     #[arg(long, value_name = "FAULT")]
     pub inject: Vec<String>,

@@ -13,8 +13,8 @@ pub fn run(args: ExportArgs) -> CommandResult {
     let script = crate::export::powershell(
         &loaded.topology,
         &args.topology.path.display().to_string(),
-        &args.from,
-        &args.to,
+        &args.pools.from,
+        &args.pools.to,
     )?;
     match &args.out {
         Some(out) => std::fs::write(out, script)

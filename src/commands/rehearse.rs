@@ -30,7 +30,7 @@ pub async fn run(args: RehearseArgs, verbose: bool) -> CommandResult {
         .collect();
     let real = &loaded.topology;
     // Pick the pools as a real run would, with its errors, before building.
-    let (from, to) = settings::rehearsal_pools(real, &args.from, &args.to)?;
+    let (from, to) = settings::rehearsal_pools(real, &args.pools.from, &args.pools.to)?;
     let target_servers: Vec<String> = real
         .pool(&to)
         .map(|p| p.pool.servers.iter().map(|s| s.fqdn.clone()).collect())
@@ -252,8 +252,8 @@ fn announcement(args: &RehearseArgs, real: &Topology, stage: &Stage, drills: &[D
     let (primary, secondary) = (stage.primary.to_string(), stage.secondary.to_string());
     Event::Rehearsal(Box::new(Rehearsal {
         format: event::FORMAT,
-        from: args.from.clone(),
-        to: args.to.clone(),
+        from: args.pools.from.clone(),
+        to: args.pools.to.clone(),
         topology: args.topology.path.display().to_string(),
         domain: real.xmpp.domain.clone(),
         xmpp_port: Mapped {

@@ -111,31 +111,25 @@ async fn run_sessions_open(r: Run<'_>) -> Result<Finish, RunError> {
     if let Some(a) = &approved
         && engine.plan_sha256() != a.runbook_sha256
     {
-        let finish = Finish {
-            outcome: RunOutcome::PlanMismatch,
-            exit: Exit::PlanMismatch,
-        };
-        engine.finish(
-            finish,
+        return Ok(stop(
+            &mut engine,
+            RunOutcome::PlanMismatch,
+            Exit::PlanMismatch,
             format!(
                 "the approved plan {} was made for another runbook (its steps differ from this edgefail's); nothing was changed: make and approve a new plan",
                 a.file.path
             ),
-        );
-        return Ok(finish);
+        ));
     }
     if applying && let Some(why) = ctx.events.broken() {
-        let finish = Finish {
-            outcome: RunOutcome::Failed,
-            exit: Exit::JournalUnwritable,
-        };
-        engine.finish(
-            finish,
+        return Ok(stop(
+            &mut engine,
+            RunOutcome::Failed,
+            Exit::JournalUnwritable,
             format!(
                 "{why}; a failover that cannot be recorded is not started: nothing was changed"
             ),
-        );
-        return Ok(finish);
+        ));
     }
     let left = resume.map(|r| r.left).unwrap_or_default();
     ctx.warm_up();
@@ -177,19 +171,16 @@ async fn run_sessions_open(r: Run<'_>) -> Result<Finish, RunError> {
             );
         }
         if !moved.is_empty() {
-            let finish = Finish {
-                outcome: RunOutcome::PlanMismatch,
-                exit: Exit::PlanMismatch,
-            };
-            engine.finish(
-                finish,
+            return Ok(stop(
+                &mut engine,
+                RunOutcome::PlanMismatch,
+                Exit::PlanMismatch,
                 format!(
                     "the world moved since {}: {}; nothing was changed: make and approve a new plan",
                     confirmed.source,
                     moved.join("; ")
                 ),
-            );
-            return Ok(finish);
+            ));
         }
     }
     if approved.is_none() && mode == (Mode::Apply { confirm: true }) {
@@ -212,12 +203,12 @@ async fn run_sessions_open(r: Run<'_>) -> Result<Finish, RunError> {
         }
     }
     if ctx.cancel.is_set() {
-        let finish = Finish {
-            outcome: RunOutcome::Declined,
-            exit: Exit::Declined,
-        };
-        engine.finish(finish, "interrupted before anything was changed".into());
-        return Ok(finish);
+        return Ok(stop(
+            &mut engine,
+            RunOutcome::Declined,
+            Exit::Declined,
+            "interrupted before anything was changed".into(),
+        ));
     }
     ctx.cancel.mark_changing();
     let (finish, message) = engine.execute(&left, &confirmed).await;
@@ -248,4 +239,12 @@ async fn confirm(ctx: &Ctx) -> Answer {
         yes = ctx.operator.ask(&prompt, "yes") => if yes { Answer::Yes } else { Answer::No },
         () = ctx.cancel.wait() => Answer::Interrupted,
     }
+}
+
+/// End the run before anything (further) is changed: say why, and hand
+/// back how it ended.
+fn stop(engine: &mut Engine<'_>, outcome: RunOutcome, exit: Exit, message: String) -> Finish {
+    let finish = Finish { outcome, exit };
+    engine.finish(finish, message);
+    finish
 }

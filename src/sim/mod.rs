@@ -655,58 +655,55 @@ pub struct Stage {
 impl Stage {
     /// A run context whose machines are this stage's simulated ones.
     pub fn ctx(&self, from: &str, to: &str, opts: RunOptions) -> Result<Ctx, String> {
-        let sim = |host: &str| Simulated {
-            host: host.to_string(),
-            estate: self.estate.clone(),
-            delay: self.delay,
-        };
-        let management = Machine::with_transport(
-            "management shell",
-            self.topology
-                .management
-                .transport
-                .module()
-                .map(str::to_string),
-            Box::new(sim(&self.management_host)),
-        );
-        Ctx::with_machines(self.topology.clone(), from, to, opts, management, |s| {
-            Machine::with_transport(
-                &s.fqdn,
-                s.transport.module().map(str::to_string),
-                Box::new(sim(&s.fqdn)),
-            )
-        })
+        Ctx::with_machines(
+            self.topology.clone(),
+            from,
+            to,
+            opts,
+            self.management(),
+            |s| self.edge(s),
+        )
         .map_err(|e| e.to_string())
     }
 
     /// The simulated machines, for `status` to read the estate the run left.
     pub fn status_sources(&self, command_timeout: Duration) -> crate::estate::Sources {
-        let sim = |host: &str| Simulated {
-            host: host.to_string(),
-            estate: self.estate.clone(),
-            delay: self.delay,
-        };
-        let management = Machine::with_transport(
+        crate::estate::Sources::with_machines(
+            self.topology.clone(),
+            command_timeout,
+            self.management(),
+            |s| self.edge(s),
+        )
+    }
+
+    /// The simulated management shell.
+    fn management(&self) -> Machine {
+        Machine::with_transport(
             "management shell",
             self.topology
                 .management
                 .transport
                 .module()
                 .map(str::to_string),
-            Box::new(sim(&self.management_host)),
-        );
-        crate::estate::Sources::with_machines(
-            self.topology.clone(),
-            command_timeout,
-            management,
-            |s| {
-                Machine::with_transport(
-                    &s.fqdn,
-                    s.transport.module().map(str::to_string),
-                    Box::new(sim(&s.fqdn)),
-                )
-            },
+            Box::new(self.simulated(&self.management_host)),
         )
+    }
+
+    /// A simulated Edge server.
+    fn edge(&self, s: &crate::topology::Server) -> Machine {
+        Machine::with_transport(
+            &s.fqdn,
+            s.transport.module().map(str::to_string),
+            Box::new(self.simulated(&s.fqdn)),
+        )
+    }
+
+    fn simulated(&self, host: &str) -> Simulated {
+        Simulated {
+            host: host.to_string(),
+            estate: self.estate.clone(),
+            delay: self.delay,
+        }
     }
 
     /// Undo every drill: the estate's faults, the key, the DNS fault, the
