@@ -232,6 +232,38 @@ impl Machine {
             .await
     }
 
+    /// Every named site at once, in their order: each site's properties,
+    /// or why that site could not be read.
+    pub async fn sites(
+        &self,
+        sites: &[&str],
+        timeout: Duration,
+    ) -> Result<Vec<Result<serde_json::Map<String, serde_json::Value>, String>>, MachineError> {
+        let script = powershell::sites_read(self.module(), sites);
+        let read: OneOrMany<serde_json::Map<String, serde_json::Value>> =
+            self.json(&script, timeout).await?;
+        let read = read.into_vec();
+        if read.len() != sites.len() {
+            return Err(MachineError::Unreadable {
+                machine: self.name.clone(),
+                action: script.action,
+                problem: format!("{} site(s) asked for, {} answered", sites.len(), read.len()),
+                excerpt: String::new(),
+            });
+        }
+        Ok(read
+            .into_iter()
+            .map(|props| match props.get("Error") {
+                Some(e) => Err(format!(
+                    "{}: Get-CsSite failed: {}",
+                    self.name,
+                    e.as_str().unwrap_or_default()
+                )),
+                None => Ok(props),
+            })
+            .collect())
+    }
+
     pub async fn set_route(
         &self,
         site: &str,

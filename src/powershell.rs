@@ -163,6 +163,22 @@ pub fn site_read(module: Option<&str>, site: &str) -> Script {
     )
 }
 
+/// Every named site's identity and Xmpp* properties in one script: a JSON
+/// array in the order of `sites`, where a site that cannot be read is
+/// `{ "Error": "..." }`. The names travel as one literal, a line each
+/// (a site name has no line break).
+pub fn sites_read(module: Option<&str>, sites: &[&str]) -> Script {
+    Script::new(
+        "Get-CsSite",
+        module,
+        &[
+            format!("$names = {} -split [char]10", ps_literal(&sites.join("\n"))),
+            "$out = foreach ($name in $names) { try { $site = Get-CsSite -Identity $name; $o = [ordered]@{ Identity = [string]$site.Identity }; foreach ($p in $site.PSObject.Properties) { if ($p.Name -like 'Xmpp*') { $o[$p.Name] = [string]$p.Value } }; $o } catch { [ordered]@{ Error = [string]$_ } } }".into(),
+            "ConvertTo-Json -Compress -InputObject @($out)".into(),
+        ],
+    )
+}
+
 pub fn site_set_route(
     module: Option<&str>,
     site: &str,

@@ -387,6 +387,8 @@ fn execute_body(
     let body = body.trim_end_matches('\n');
     let host_key = host.to_ascii_lowercase();
 
+    // Get-CsSite for every site at once (one literal, a name a line).
+    let mut every_site = false;
     let cmdlet = match body {
         "ConvertTo-Json -Compress -InputObject @(Get-CsWindowsService | Select-Object Name, @{Name=?; Expression={[string]$_.Status}})" =>
         {
@@ -405,6 +407,14 @@ fn execute_body(
             if lits.len() != 2 || lits[1] != "Xmpp*" {
                 return Err(ps_error("Get-CsSite", "unexpected literals"));
             }
+            "Get-CsSite"
+        }
+        "$names = ? -split [char]10\n$out = foreach ($name in $names) { try { $site = Get-CsSite -Identity $name; $o = [ordered]@{ Identity = [string]$site.Identity }; foreach ($p in $site.PSObject.Properties) { if ($p.Name -like ?) { $o[$p.Name] = [string]$p.Value } }; $o } catch { [ordered]@{ Error = [string]$_ } } }\nConvertTo-Json -Compress -InputObject @($out)" =>
+        {
+            if lits.len() != 2 || lits[1] != "Xmpp*" {
+                return Err(ps_error("Get-CsSite", "unexpected literals"));
+            }
+            every_site = true;
             "Get-CsSite"
         }
         "Set-CsSite -Identity ? -XmppExternalFederationRoute ?"
@@ -517,6 +527,24 @@ fn execute_body(
             } else {
                 json!([state.set_cssite_parameter]).to_string()
             }
+        }
+        "Get-CsSite" if every_site => {
+            let parameter = state.set_cssite_parameter.clone();
+            let all: Vec<Value> = lits[0]
+                .split('\n')
+                .map(|name| match find_site(state, name) {
+                    Ok(site) => {
+                        let mut out = serde_json::Map::new();
+                        out.insert("Identity".into(), json!(site.identity));
+                        if !parameter.is_empty() {
+                            out.insert(parameter.clone(), json!(site.route));
+                        }
+                        Value::Object(out)
+                    }
+                    Err(e) => json!({ "Error": e.message }),
+                })
+                .collect();
+            Value::Array(all).to_string()
         }
         "Get-CsSite" => {
             let site = find_site(state, &lits[0])?;
@@ -688,6 +716,40 @@ mod tests {
             Ok(Action::Print(_))
         ));
         assert!(run_in_session(&mut state, "fe1", &read.text()).is_err());
+    }
+
+    /// Every site in one script: each in its order, a site that cannot be
+    /// read as its error, a name with a quote as a literal.
+    #[test]
+    fn every_site_is_read_in_one_script() {
+        let mut state = State {
+            set_cssite_parameter: "XmppExternalFederationRoute".into(),
+            ..State::default()
+        };
+        for (name, route) in [("Site1", "edge1.contoso.com"), ("Site'2", "")] {
+            state.sites.insert(
+                name.into(),
+                SiteState {
+                    identity: format!("Site:{name}"),
+                    route: route.into(),
+                },
+            );
+        }
+        let read = crate::powershell::sites_read(Some("Lync"), &["Site1", "Nowhere", "Site'2"]);
+        let (_, body) = parse_request(&read.request(1)).unwrap();
+        let Ok(Action::Print(out)) = run_in_session(&mut state, "fe1", &body) else {
+            panic!("not answered");
+        };
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {"Identity": "Site:Site1", "XmppExternalFederationRoute": "edge1.contoso.com"},
+                {"Error": "Cannot find site \"Nowhere\"."},
+                {"Identity": "Site:Site'2", "XmppExternalFederationRoute": ""}
+            ])
+        );
+        assert_eq!(state.log.len(), 1, "one command for every site");
     }
 
     #[test]
