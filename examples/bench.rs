@@ -147,22 +147,13 @@ fn run() -> Fallible<()> {
             let case = Case::write(dir.path(), &bind, &standin, n, xmpp_port, startup, &o)?;
             let observer = Observer::start(&bind);
             let timed = timed(
-                Command::new(&edgefail)
-                    .args([
-                        "failover",
-                        "--yes",
-                        "--output",
-                        "json",
-                        "--from",
-                        "EdgePool1",
-                        "--to",
-                        "EdgePool2",
-                    ])
-                    .arg("-t")
-                    .arg(&case.topology)
-                    .arg("--journal")
-                    .arg(dir.path().join(format!("journal-{n}-{startup}.jsonl")))
-                    .args(["--parallel", &n.to_string()]),
+                failover(
+                    &edgefail,
+                    "--yes",
+                    &case.topology,
+                    &dir.path().join(format!("journal-{n}-{startup}.jsonl")),
+                )
+                .args(["--parallel", &n.to_string()]),
             )?;
             let seen = observer.stop();
             if timed.code != 0 {
@@ -198,23 +189,12 @@ fn run() -> Fallible<()> {
     // The dry run at the largest N, no start-up delay.
     bind.reset()?;
     let case = Case::write(dir.path(), &bind, &standin, max, xmpp_port, 0, &o)?;
-    let dry = timed(
-        Command::new(&edgefail)
-            .args([
-                "failover",
-                "--dry-run",
-                "--output",
-                "json",
-                "--from",
-                "EdgePool1",
-                "--to",
-                "EdgePool2",
-            ])
-            .arg("-t")
-            .arg(&case.topology)
-            .arg("--journal")
-            .arg(dir.path().join("journal-dry.jsonl")),
-    )?;
+    let dry = timed(&mut failover(
+        &edgefail,
+        "--dry-run",
+        &case.topology,
+        &dir.path().join("journal-dry.jsonl"),
+    ))?;
     println!();
     println!("| what | wall | peak memory | exit |");
     println!("|---|---|---|---|");
@@ -783,4 +763,25 @@ impl Case {
             counts.len()
         ))
     }
+}
+
+/// `edgefail failover` from EdgePool1 to EdgePool2 with JSON output, as
+/// the bench runs it (`mode`: --yes or --dry-run).
+fn failover(edgefail: &Path, mode: &str, topology: &Path, journal: &Path) -> Command {
+    let mut cmd = Command::new(edgefail);
+    cmd.args([
+        "failover",
+        mode,
+        "--output",
+        "json",
+        "--from",
+        "EdgePool1",
+        "--to",
+        "EdgePool2",
+    ])
+    .arg("-t")
+    .arg(topology)
+    .arg("--journal")
+    .arg(journal);
+    cmd
 }

@@ -186,20 +186,23 @@ fn with_bind(estate: &Estate, bind: &Bind) -> PathBuf {
 
 const SKIP_LOOKS: [&str; 4] = ["--skip", "port.check", "--skip", "federation.check"];
 
+/// `plan --out FILE` with the DNS steps (the looks left out).
+fn dns_plan_out(topology: &Path, file: &Path) -> Run {
+    Run::plan(topology)
+        .from("EdgePool1")
+        .to("EdgePool2")
+        .args(SKIP_LOOKS)
+        .arg("--out")
+        .arg(file)
+}
+
 #[test]
 fn a_record_moved_after_an_approved_plan_is_not_overwritten() {
     let bind = Bind::start_for("127.0.0.10", "127.0.0.1");
     let estate = Estate::new(0);
     let topology = with_bind(&estate, &bind);
     let file = estate.path("plan.json");
-    Run::plan(&topology)
-        .from("EdgePool1")
-        .to("EdgePool2")
-        .args(SKIP_LOOKS)
-        .arg("--out")
-        .arg(&file)
-        .run()
-        .code(4);
+    dns_plan_out(&topology, &file).run().code(4);
     bind.nsupdate("update delete xmpp.contoso.com A\nupdate add xmpp.contoso.com 300 A 127.0.0.99");
     let serial = bind.serial(bind.primary.port);
     let out = apply(&topology, &file).run().code(8);
@@ -484,14 +487,7 @@ fn a_report_of_a_dns_run_says_when_caches_drop_the_old_records() {
     let topology = with_bind(&estate, &bind);
     let journal = estate.path("journal.jsonl");
     let file = estate.path("plan.json");
-    Run::plan(&topology)
-        .from("EdgePool1")
-        .to("EdgePool2")
-        .args(SKIP_LOOKS)
-        .arg("--out")
-        .arg(&file)
-        .run()
-        .code(4);
+    dns_plan_out(&topology, &file).run().code(4);
     apply(&topology, &file).journal(&journal).run().code(0);
     let md = report_matches_journal(&topology, &journal);
     assert!(
