@@ -26,7 +26,14 @@ impl Pty {
     /// usual environment; 30 s for the whole session.
     pub(super) fn start(args: &[OsString], envs: &[(OsString, OsString)]) -> Pty {
         let script = super::need("script", "bsdutils");
-        let mut line = sh_quote(&super::edgefail_bin().display().to_string());
+        // `exec`: whatever shell script(1) starts ($SHELL, else /bin/sh,
+        // which is dash on Debian and does not exec a lone command itself)
+        // must not stay in the terminal's process group, or Ctrl-C ends it
+        // and script reports 130 whatever edgefail said.
+        let mut line = format!(
+            "exec {}",
+            sh_quote(&super::edgefail_bin().display().to_string())
+        );
         for a in args {
             line.push(' ');
             line.push_str(&sh_quote(&a.to_string_lossy()));
