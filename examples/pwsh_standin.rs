@@ -9,9 +9,12 @@
 //! arrive as single-quoted literals and are parsed back with PowerShell's
 //! rules, so a quoting mistake shows up as a wrong name, not a pass.
 //!
-//! State (services per host, sites, pools, CMS replicas, faults to inject,
-//! and a log of every action) lives in a JSON file named by `--state`,
-//! locked while in use so parallel invocations see each other's changes.
+//! State (services per host, sites, pools, CMS replicas, faults to inject)
+//! lives in a JSON file named by `--state`, locked while in use so parallel
+//! invocations see each other's changes: shared by commands that only
+//! read, so machines answer side by side as real ones do, alone by one
+//! that changes something. A log of every action is appended to
+//! `<state>.log`, one JSON line per action.
 //! `--host NAME` says which machine this invocation plays.
 //!
 //! Given edgefail's session bootstrap as its script, it plays a PowerShell
@@ -158,28 +161,85 @@ fn play(action: Action) -> Option<String> {
     }
 }
 
-/// Run `f` on the state file's contents, locked against the other
-/// stand-ins, and write the state back.
-fn with_state<T>(path: &str, f: impl FnOnce(&mut State) -> T) -> Result<T, PsError> {
+/// Run `f` on the state file's contents as one machine's command and keep
+/// what it changed. Commands that only read (most of them) hold the file
+/// shared, so commands to different machines run side by side as they do
+/// on real machines; one that changes the state runs again on the file
+/// held alone and writes it back. `f` works on the state alone, so running
+/// it twice is safe. Log entries go to `<state>.log`, one JSON line each,
+/// appended whatever the lock.
+fn with_state<T>(path: &str, f: impl Fn(&mut State) -> T) -> Result<T, PsError> {
     let io = |e: std::io::Error| ps_error("pwsh_standin", format!("state file {path}: {e}"));
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .map_err(io)?;
-    file.lock().map_err(io)?;
-    let mut text = String::new();
-    file.read_to_string(&mut text).map_err(io)?;
-    let mut state: State = serde_json::from_str(&text)
-        .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
+    file.lock_shared().map_err(io)?;
+    let (mut state, before) = load(path, &mut file)?;
     let result = f(&mut state);
-    // Compact: every command of every machine rewrites it under the lock.
-    let out = serde_json::to_string(&state).map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
+    let log = std::mem::take(&mut state.log);
+    if save_text(&state)? == before {
+        append_log(path, &log)?;
+        file.unlock().map_err(io)?;
+        return Ok(result);
+    }
+    file.unlock().map_err(io)?;
+    drop(result);
+
+    file.lock().map_err(io)?;
+    let (mut state, _) = load(path, &mut file)?;
+    let result = f(&mut state);
+    let log = std::mem::take(&mut state.log);
+    let out = save_text(&state)?;
     file.set_len(0).map_err(io)?;
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     file.write_all(out.as_bytes()).map_err(io)?;
+    append_log(path, &log)?;
     file.unlock().map_err(io)?;
     Ok(result)
+}
+
+/// The state in `file` (at its start), and its text as it would be saved.
+fn load(path: &str, file: &mut std::fs::File) -> Result<(State, String), PsError> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut text))
+        .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
+    let mut state: State = serde_json::from_str(&text)
+        .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
+    // Entries an older file carried move to the log file with the next
+    // change.
+    let log = std::mem::take(&mut state.log);
+    let saved = save_text(&state)?;
+    state.log = log;
+    Ok((state, saved))
+}
+
+/// The state as saved: compact, without the log.
+fn save_text(state: &State) -> Result<String, PsError> {
+    serde_json::to_string(state).map_err(|e| ps_error("pwsh_standin", e.to_string()))
+}
+
+/// Append `entries` to `<state>.log` in one write, so lines of commands
+/// running side by side never interleave.
+fn append_log(path: &str, entries: &[shell::LogEntry]) -> Result<(), PsError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let log = format!("{path}.log");
+    let mut lines = String::new();
+    for e in entries {
+        let line = serde_json::to_string(e).map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(lines.as_bytes()))
+        .map_err(|e| ps_error("pwsh_standin", format!("log file {log}: {e}")))
 }
 
 /// Hang like a stuck cmdlet. Over ssh nobody kills this process when

@@ -157,7 +157,7 @@ fn start_hanging_past_its_deadline_then_resume() {
 /// the journal says interrupted, and a resume completes.
 fn interrupt_during(cmdlet: &str, after_event: &str) {
     let estate = Estate::new(0);
-    estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": cmdlet, "action": "slow", "ms": 1500, "times": 1}));
+    estate.add_fault(json!({"host": "EdgeServer2.contoso.com", "cmdlet": cmdlet, "action": "slow", "ms": 3000, "times": 1}));
     let topology = estate.topology();
     let child = failover(&estate, &topology).spawn();
     wait_for_text(&journal_path(&estate), after_event);

@@ -128,21 +128,27 @@ impl Estate {
         json!({"sites": v["sites"], "pools": v["pools"], "hosts": hosts, "replicas": replicas})
     }
 
-    /// (host, cmdlet) of every action, in order.
+    /// (host, cmdlet) of every action, in order: the stand-in appends
+    /// them to `<state>.log`, one JSON line each.
     pub fn log(&self) -> Vec<(String, String)> {
-        self.read()["log"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        (
-                            e["host"].as_str().unwrap_or_default().to_string(),
-                            e["cmdlet"].as_str().unwrap_or_default().to_string(),
-                        )
-                    })
-                    .collect()
+        let mut path = self.state.clone().into_os_string();
+        path.push(".log");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            // Nothing has run yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => panic!("read the stand-in's log {}: {e}", path.display()),
+        };
+        text.lines()
+            .map(|line| {
+                let e: Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("stand-in log line {line:?}: {e}"));
+                (
+                    e["host"].as_str().unwrap_or_default().to_string(),
+                    e["cmdlet"].as_str().unwrap_or_default().to_string(),
+                )
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// How many times `cmdlet` ran (any host).
