@@ -785,17 +785,31 @@ impl Case {
             .insert("Start-CsWindowsService".into(), o.start_ms);
         let text = serde_json::to_string(&estate).map_err(|e| e.to_string())?;
         std::fs::write(&state, text).map_err(|e| e.to_string())?;
+        // A new estate: the stand-in's log and process count start empty.
+        for kept in [".log", ".starts"] {
+            let mut path = state.clone().into_os_string();
+            path.push(kept);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("{}: {e}", Path::new(&path).display()));
+                }
+                _ => {}
+            }
+        }
         Ok(Case { topology, state })
     }
 
     /// "1 (max 1)": PowerShell processes per machine, mean and most.
     fn starts(&self) -> Fallible<String> {
-        let text = std::fs::read_to_string(&self.state).map_err(|e| e.to_string())?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-        let counts: Vec<u64> = v["starts"]
-            .as_object()
-            .map(|m| m.values().filter_map(|c| c.as_u64()).collect())
-            .unwrap_or_default();
+        // The stand-in writes a line with its machine's name per process.
+        let mut path = self.state.clone().into_os_string();
+        path.push(".starts");
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let mut per_machine = std::collections::BTreeMap::<&str, u64>::new();
+        for host in text.lines() {
+            *per_machine.entry(host).or_default() += 1;
+        }
+        let counts: Vec<u64> = per_machine.into_values().collect();
         let total: u64 = counts.iter().sum();
         let most = counts.iter().copied().max().unwrap_or(0);
         Ok(format!(

@@ -23,8 +23,9 @@
 //! module loaded across them, until stdin closes. A fault of action `die`
 //! ends the process mid-command without an answer; `hang` never answers.
 //!
-//! Every process counts itself in the state (`starts`, per host) and first
-//! sleeps `startup_ms`, as powershell.exe and `Import-Module` take time.
+//! Every process counts itself (a line with its host in `<state>.starts`)
+//! and first sleeps `startup_ms`, as powershell.exe and `Import-Module`
+//! take time.
 //!
 //! Usage: pwsh_standin --state FILE --host NAME -NoProfile -NonInteractive -EncodedCommand B64
 
@@ -86,10 +87,8 @@ fn run(args: &[String]) -> Result<String, PsError> {
         }
     };
     // A process starts: count it, and take as long as powershell.exe would.
-    let startup_ms = with_state(&state_path, |state| {
-        *state.starts.entry(host.clone()).or_default() += 1;
-        state.startup_ms
-    })?;
+    append(&format!("{state_path}.starts"), &format!("{host}\n"))?;
+    let startup_ms = with_state(&state_path, |state| state.startup_ms)?;
     std::thread::sleep(Duration::from_millis(startup_ms));
     if script.contains("$edgefailTag") {
         let session = with_state(&state_path, |state| shell::bootstrap(state, &script))??;
@@ -221,25 +220,29 @@ fn save_text(state: &State) -> Result<String, PsError> {
     serde_json::to_string(state).map_err(|e| ps_error("pwsh_standin", e.to_string()))
 }
 
-/// Append `entries` to `<state>.log` in one write, so lines of commands
-/// running side by side never interleave.
+/// Append `entries` to `<state>.log`, one JSON line each.
 fn append_log(path: &str, entries: &[shell::LogEntry]) -> Result<(), PsError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let log = format!("{path}.log");
     let mut lines = String::new();
     for e in entries {
         let line = serde_json::to_string(e).map_err(|e| ps_error("pwsh_standin", e.to_string()))?;
         lines.push_str(&line);
         lines.push('\n');
     }
+    append(&format!("{path}.log"), &lines)
+}
+
+/// Append `text` to the file `path` in one write, so the lines of
+/// processes running side by side never interleave.
+fn append(path: &str, text: &str) -> Result<(), PsError> {
+    if text.is_empty() {
+        return Ok(());
+    }
     OpenOptions::new()
         .append(true)
         .create(true)
-        .open(&log)
-        .and_then(|mut f| f.write_all(lines.as_bytes()))
-        .map_err(|e| ps_error("pwsh_standin", format!("log file {log}: {e}")))
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| ps_error("pwsh_standin", format!("{path}: {e}")))
 }
 
 /// Hang like a stuck cmdlet. Over ssh nobody kills this process when

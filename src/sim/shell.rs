@@ -58,9 +58,6 @@ pub struct State {
     pub hosts: BTreeMap<String, HostState>,
     pub faults: Vec<Fault>,
     pub log: Vec<LogEntry>,
-    /// PowerShell processes started, per machine played (the stand-in
-    /// counts itself; the rehearsal's machines are no processes).
-    pub starts: BTreeMap<String, u32>,
     /// How long a process takes to start (powershell.exe and the module).
     pub startup_ms: u64,
     /// How long each cmdlet takes to answer, its change already made.

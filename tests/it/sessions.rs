@@ -89,9 +89,9 @@ fn one_powershell_process_per_machine_per_run_and_one_per_script_when_asked() {
     );
     assert_eq!(transcripts.len(), estate.log().len());
     estate.assert_failed_over();
-    assert_eq!(estate.starts(MANAGEMENT), 1, "{}", estate.read()["starts"]);
+    assert_eq!(estate.starts(MANAGEMENT), 1, "{}", estate.started());
     for server in &estate.target_servers {
-        assert_eq!(estate.starts(server), 1, "{}", estate.read()["starts"]);
+        assert_eq!(estate.starts(server), 1, "{}", estate.started());
     }
     // The failed pool's server is never contacted.
     assert_eq!(estate.starts("EdgeServer1.contoso.com"), 0);

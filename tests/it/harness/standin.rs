@@ -314,6 +314,18 @@ pub const LYNC_STEPS: [StepId; 4] = [
 impl Estate {
     /// PowerShell processes the stand-in started, per machine it played.
     pub fn starts(&self, host: &str) -> u64 {
-        self.read()["starts"][host].as_u64().unwrap_or(0)
+        self.started().lines().filter(|l| *l == host).count() as u64
+    }
+
+    /// The machine each stand-in process played, a line each, in order of
+    /// their start (`<state>.starts`).
+    pub fn started(&self) -> String {
+        let mut path = self.state.clone().into_os_string();
+        path.push(".starts");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => panic!("read {}: {e}", path.display()),
+        }
     }
 }
