@@ -207,11 +207,10 @@ fn load(path: &str, file: &mut std::fs::File) -> Result<(State, String), PsError
         .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
     let mut state: State = serde_json::from_str(&text)
         .map_err(|e| ps_error("pwsh_standin", format!("state file {path}: {e}")))?;
-    // Entries an older file carried move to the log file with the next
-    // change.
-    let log = std::mem::take(&mut state.log);
+    // The log lives in `<state>.log`: whatever the file says there is
+    // not read, so that only this command's entries are appended.
+    state.log.clear();
     let saved = save_text(&state)?;
-    state.log = log;
     Ok((state, saved))
 }
 

@@ -174,19 +174,21 @@ impl Journal {
 }
 
 /// Whether `event` must be on disk before the run goes on: the run's
-/// start and end, what the operator must do, and an apply phase's start
-/// (before the change is sent) and end (the change made). Each sync also
-/// makes every line before it durable; the lines between (checks,
-/// verifies, transcripts: a few hundred on a large estate, each a disk
+/// start and end, what the operator must do, a check's result (the engine
+/// asks whether the journal still records right after it, before it
+/// applies anything, so a flush that fails, as a full disk can on a
+/// delayed write, stops the run there), and an apply phase's start (before
+/// the change is sent) and end (the change made). Each sync also makes
+/// every line before it durable; the lines between (phase starts,
+/// verifies, transcripts: a hundred or more on a large estate, each a disk
 /// flush if synced alone) are written at once and reach the disk with the
 /// next sync. Losing them in a crash loses no decision: resume re-checks
 /// every step.
 fn durable_at_once(event: &Event) -> bool {
     match event {
         Event::RunStarted { .. } | Event::RunFinished { .. } | Event::OperatorAction { .. } => true,
-        Event::PhaseStarted { phase, .. } | Event::PhaseFinished { phase, .. } => {
-            *phase == Phase::Apply
-        }
+        Event::PhaseStarted { phase, .. } => *phase == Phase::Apply,
+        Event::PhaseFinished { phase, .. } => matches!(phase, Phase::Check | Phase::Apply),
         _ => false,
     }
 }
@@ -440,8 +442,20 @@ mod tests {
             duration_ms: 0,
             estate: None,
         }));
-        // Reads are written at once but made durable with the next apply
-        // or the run's end.
+        // A check's result is synced: the engine's last look at the
+        // journal before an apply follows it.
+        let checked = Event::PhaseFinished {
+            step: StepId::DnsA,
+            phase: Phase::Check,
+            outcome: Outcome::WouldChange,
+            summary: String::new(),
+            changes: Vec::new(),
+            seen: Vec::new(),
+            details: Vec::new(),
+            duration_ms: 0,
+        };
+        assert!(durable_at_once(&checked));
+        // The rest is written at once and made durable with the next sync.
         assert!(!durable_at_once(&phase(StepId::DnsA, Phase::Check)));
         assert!(!durable_at_once(&phase(
             StepId::ServicesStop,
