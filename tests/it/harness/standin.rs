@@ -131,15 +131,8 @@ impl Estate {
     /// (host, cmdlet) of every action, in order: the stand-in appends
     /// them to `<state>.log`, one JSON line each.
     pub fn log(&self) -> Vec<(String, String)> {
-        let mut path = self.state.clone().into_os_string();
-        path.push(".log");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            // Nothing has run yet.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => panic!("read the stand-in's log {}: {e}", path.display()),
-        };
-        text.lines()
+        self.beside(".log")
+            .lines()
             .map(|line| {
                 let e: Value = serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("stand-in log line {line:?}: {e}"));
@@ -320,8 +313,15 @@ impl Estate {
     /// The machine each stand-in process played, a line each, in order of
     /// their start (`<state>.starts`).
     pub fn started(&self) -> String {
+        self.beside(".starts")
+    }
+
+    /// What the stand-in appended to `<state><suffix>`; empty before
+    /// anything ran.
+    fn beside(&self, suffix: &str) -> String {
         let mut path = self.state.clone().into_os_string();
-        path.push(".starts");
+        path.push(suffix);
+        let path = PathBuf::from(path);
         match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
