@@ -787,11 +787,10 @@ impl Case {
         std::fs::write(&state, text).map_err(|e| e.to_string())?;
         // A new estate: the stand-in's log and process count start empty.
         for kept in [".log", ".starts"] {
-            let mut path = state.clone().into_os_string();
-            path.push(kept);
+            let path = beside(&state, kept);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(format!("{}: {e}", Path::new(&path).display()));
+                    return Err(format!("{}: {e}", path.display()));
                 }
                 _ => {}
             }
@@ -802,9 +801,8 @@ impl Case {
     /// "1 (max 1)": PowerShell processes per machine, mean and most.
     fn starts(&self) -> Fallible<String> {
         // The stand-in writes a line with its machine's name per process.
-        let mut path = self.state.clone().into_os_string();
-        path.push(".starts");
-        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        let text =
+            std::fs::read_to_string(beside(&self.state, ".starts")).map_err(|e| e.to_string())?;
         let mut per_machine = std::collections::BTreeMap::<&str, u64>::new();
         for host in text.lines() {
             *per_machine.entry(host).or_default() += 1;
@@ -817,6 +815,13 @@ impl Case {
             counts.len()
         ))
     }
+}
+
+/// The file the stand-in appends beside its state: `<state><suffix>`.
+fn beside(state: &Path, suffix: &str) -> PathBuf {
+    let mut path = state.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
 }
 
 /// `edgefail failover` from EdgePool1 to EdgePool2 with JSON output, as
