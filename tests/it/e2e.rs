@@ -258,7 +258,10 @@ fn a_concurrent_change_gives_a_clear_nxrrset_stop_then_resume() {
 
 #[test]
 fn sigint_during_step_4_lets_the_update_finish_then_resume() {
-    let m = Matrix::new(|t| t);
+    // The held update must still be answered within the DNS timeout: 6 s
+    // against a 1.5 s hold leaves room for a loaded machine (at 2 s, CI
+    // once saw the answer come too late).
+    let m = Matrix::new(|t| t.dns_timeout(6));
     m.proxy
         .on_next_update(OnUpdate::Hold(Duration::from_millis(1500)));
     let child = m.failover().spawn();
